@@ -1,0 +1,1 @@
+"""advpurify: generative adversarial-purification defenses, trained and evaluated with Lightning + Hydra."""

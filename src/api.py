@@ -1,0 +1,70 @@
+"""The public Python API, for putting a trained purifier in front of your own classifier.
+
+    from src.api import load_classifier, load_defense, defended
+    classifier = load_classifier("fmnist", "fmnist_a")
+    purifier = load_defense("fmnist", "none")
+    model = defended(classifier, purifier)      # purify, then classify
+    logits = model(x)                           # x: N x C x H x W pixels in [0, 1]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from src import checkpoints
+from src.defenses.base import DefendedClassifier
+from src.errors import AdvPurifyError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def load_classifier(
+    data: str,
+    name: str,
+    ckpt: str | Path | None = None,
+    checkpoint_dir: str | Path = "checkpoints",
+    input_shape: tuple[int, ...] | None = None,
+) -> nn.Module:
+    """A trained classifier, frozen, in eval mode; `ckpt` overrides checkpoints/<data>/<name>.ckpt."""
+    path = ckpt or checkpoints.stable_path(checkpoint_dir, data, name)
+    hint = f"train it with `python -m src.train data={data} classifier={name}`"
+    module = checkpoints.load(path, "classifier", data, input_shape, hint)
+    if module.hparams.name != name:
+        raise AdvPurifyError(f"{path} holds classifier {module.hparams.name}, not {name}: set classifier={module.hparams.name}")
+    return module
+
+
+def build_defense(
+    cfg: DictConfig,
+    data: str,
+    ckpt: str | Path | None = None,
+    checkpoint_dir: str | Path = "checkpoints",
+    input_shape: tuple[int, ...] | None = None,
+) -> nn.Module:
+    """A defense from its config: built directly if it has no weights, else from its checkpoint."""
+    if not issubclass(get_class(cfg._target_), pl.LightningModule):
+        return instantiate(cfg).eval()
+    path = ckpt or checkpoints.stable_path(checkpoint_dir, data, cfg.name)
+    hint = f"train it with `python -m src.train data={data} defense={cfg.name}`"
+    return checkpoints.load(path, "defense", data, input_shape, hint)
+
+
+def load_defense(
+    data: str, name: str, ckpt: str | Path | None = None, checkpoint_dir: str | Path = "checkpoints"
+) -> nn.Module:
+    """A defense by its config name (`conf/defense/<name>.yaml`); `none` is the identity."""
+    path = CONF_DIR / "defense" / f"{name}.yaml"
+    if not path.exists():
+        options = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise AdvPurifyError(f"unknown defense {name!r}: choose one of {options}")
+    return build_defense(OmegaConf.load(path), data, ckpt, checkpoint_dir)
+
+
+def defended(classifier: nn.Module, defense: nn.Module) -> nn.Module:
+    """One module that purifies, then classifies."""
+    return DefendedClassifier(classifier, defense).eval()

@@ -1,0 +1,1 @@
+"""Classifier architectures (plain nn.Modules) and the LightningModule that trains any of them."""

@@ -1,0 +1,35 @@
+"""What every defense promises the rest of the framework (STYLE: small, honest interfaces).
+
+A defense purifies pixels into pixels of the same shape, and declares how an attack may
+differentiate through it (`gradient`: exact, straight_through or identity BPDA) and
+whether it is random (then EOT applies). Eval and the threat models read nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+Gradient = Literal["exact", "straight_through", "identity"]
+
+
+@runtime_checkable
+class Purifier(Protocol):
+    name: str
+    gradient: Gradient
+    stochastic: bool
+
+    def purify(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class DefendedClassifier(nn.Module):
+    """Purify, then classify: the whole defended model as one module (logits out)."""
+
+    def __init__(self, classifier: nn.Module, defense: nn.Module) -> None:
+        super().__init__()
+        self.classifier, self.defense = classifier, defense
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.defense.purify(x))

@@ -1,0 +1,96 @@
+"""`python -m src.report`: results/results.csv -> accuracy-vs-eps plots and a markdown table.
+
+Reads only the results table (STYLE: report knows nothing else). One figure per
+(data, classifier, threat), one panel per attack, one line per defense, starting at eps 0
+from the purified clean accuracy, as in the dissertation's figures. When a cell was run
+more than once, its latest row wins.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import hydra
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from src.console import console, user_errors  # noqa: E402
+from src.errors import AdvPurifyError  # noqa: E402
+from src.results import KEY, read_rows  # noqa: E402
+
+Curve = dict[float, float]
+
+
+def latest_cells(rows: list[dict[str, str]]) -> dict[tuple, dict[str, str]]:
+    return {tuple(row[k] for k in KEY): row for row in rows}
+
+
+def curves(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], dict[str, dict[str, Curve]]]:
+    """(data, classifier, threat) -> attack -> defense -> {eps: adversarial accuracy}."""
+    out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    for row in latest_cells(rows).values():
+        curve = out[row["data"], row["classifier"], row["threat"]][row["attack"]][row["defense"]]
+        curve.setdefault(0.0, float(row["purified_clean_acc"]))
+        curve[float(row["eps"])] = float(row["adv_acc"])
+    return out
+
+
+def plot(title: str, panels: dict[str, dict[str, Curve]], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False, sharey=True)
+    for ax, (attack, by_defense) in zip(axes[0], sorted(panels.items()), strict=True):
+        for defense, curve in sorted(by_defense.items()):
+            eps = sorted(curve)
+            ax.plot(eps, [100 * curve[e] for e in eps], marker="o", label=defense)
+        ax.set_title(attack)
+        ax.set_xlabel("eps")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (%)")
+    axes[0][-1].legend(title="defense")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def table(panels: dict[str, dict[str, Curve]]) -> list[str]:
+    grid = sorted({e for by_def in panels.values() for c in by_def.values() for e in c if e > 0})
+    lines = ["| defense | attack | clean (purified) | " + " | ".join(f"eps {e:g}" for e in grid) + " |"]
+    lines.append("|" + "---|" * (3 + len(grid)))
+    for attack, by_defense in sorted(panels.items()):
+        for defense, curve in sorted(by_defense.items()):
+            cells = [f"{100 * curve[e]:.2f}" if e in curve else "" for e in grid]
+            lines.append(f"| {defense} | {attack} | {100 * curve[0.0]:.2f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(results_file: str | Path, out_dir: str | Path) -> Path:
+    rows = read_rows(results_file)
+    if not rows:
+        raise AdvPurifyError(f"no results in {results_file}: run `python -m src.eval` first")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["# Results", "", f"From `{results_file}`: accuracy (%) of the defended model on adversarial inputs.", ""]
+    for (data, classifier, threat), panels in sorted(curves(rows).items()):
+        name = f"{data}_{classifier}_{threat}"
+        plot(f"{data} / {classifier} / threat={threat}", panels, out_dir / f"{name}.png")
+        lines += [f"## {data}, classifier {classifier}, threat `{threat}`", "", f"![{name}]({name}.png)", ""]
+        lines += [*table(panels), ""]
+    path = out_dir / "REPORT.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="report")
+def main(cfg: DictConfig) -> None:
+    with user_errors():
+        path = report(cfg.paths.results_file, cfg.paths.report_dir)
+    console.print(f"[bold green]report[/] {path}")
+
+
+if __name__ == "__main__":
+    main()
