@@ -1,10 +1,10 @@
 """The public Python API, for putting a trained purifier in front of your own classifier.
 
-    from src.api import load_classifier, load_defense, defended
-    classifier = load_classifier("fmnist", "fmnist_a")
-    purifier = load_defense("fmnist", "none")
-    model = defended(classifier, purifier)      # purify, then classify
-    logits = model(x)                           # x: N x C x H x W pixels in [0, 1]
+from src.api import load_classifier, load_defense, defended
+classifier = load_classifier("fmnist", "fmnist_a")
+purifier = load_defense("fmnist", "none")
+model = defended(classifier, purifier)      # purify, then classify
+logits = model(x)                           # x: N x C x H x W pixels in [0, 1]
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def load_classifier(
     hint = f"train it with `python -m src.train data={data} classifier={name}`"
     module = checkpoints.load(path, "classifier", data, input_shape, hint)
     if module.hparams.name != name:
-        raise AdvPurifyError(f"{path} holds classifier {module.hparams.name}, not {name}: set classifier={module.hparams.name}")
+        raise AdvPurifyError(
+            f"{path} holds classifier {module.hparams.name}, not {name}: set classifier={module.hparams.name}"
+        )
     return module
 
 

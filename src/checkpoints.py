@@ -50,18 +50,30 @@ class SelfDescribing:
         }
 
 
-def load(path: str | Path, kind: str, data: str, input_shape: tuple[int, ...] | None = None, hint: str = "") -> pl.LightningModule:
+def load(
+    path: str | Path,
+    kind: str,
+    data: str,
+    input_shape: tuple[int, ...] | None = None,
+    hint: str = "",
+) -> pl.LightningModule:
     """Rebuild a trained module from its checkpoint, frozen and in eval mode, on the CPU."""
     path = Path(path)
     if not path.exists():
-        raise AdvPurifyError(f"no {kind} checkpoint at {path}: {hint or 'train it first'}, or pass its path with ckpt=")
+        raise AdvPurifyError(
+            f"no {kind} checkpoint at {path}: {hint or 'train it first'}, or pass its path with ckpt="
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
-        raise AdvPurifyError(f"{path} is not a readable checkpoint ({err}): retrain it or pass another") from err
+        raise AdvPurifyError(
+            f"{path} is not a readable checkpoint ({err}): retrain it or pass another"
+        ) from err
     meta = ckpt.get("advpurify") if isinstance(ckpt, dict) else None
     if meta is None:
-        raise AdvPurifyError(f"{path} was not written by advpurify's src.train: it lacks the 'advpurify' entry")
+        raise AdvPurifyError(
+            f"{path} was not written by advpurify's src.train: it lacks the 'advpurify' entry"
+        )
     if meta["kind"] != kind:
         raise AdvPurifyError(f"{path} holds a {meta['kind']}, not a {kind}")
     if meta["data"] != data:

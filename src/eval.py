@@ -41,7 +41,9 @@ def validate_eps(eps: Any, norm: float) -> list[float]:
         if value < 0:
             raise AdvPurifyError(f"eval.eps holds {value}: budgets must be >= 0")
         if norm == math.inf and value > 1:
-            raise AdvPurifyError(f"eval.eps holds {value}: an L-inf budget above 1 is meaningless on [0,1] pixels")
+            raise AdvPurifyError(
+                f"eval.eps holds {value}: an L-inf budget above 1 is meaningless on [0,1] pixels"
+            )
         out.append(float(value))
     return out
 
@@ -59,7 +61,9 @@ def resolve_device(device: str) -> torch.device:
 def git_commit() -> str:
     """The code version a row came from (`-dirty` when the tree has uncommitted changes)."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], capture_output=True).returncode != 0
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -68,7 +72,10 @@ def git_commit() -> str:
 
 @torch.inference_mode()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    correct = sum((model(xb).argmax(1) == yb).sum().item() for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True))
+    correct = sum(
+        (model(xb).argmax(1) == yb).sum().item()
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True)
+    )
     return correct / len(y)
 
 
@@ -79,8 +86,12 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     device = resolve_device(cfg.device)
     datamodule = instantiate(cfg.data.module)
     shape = datamodule.input_shape
-    classifier = load_classifier(datamodule.name, cfg.classifier.name, cfg.ckpt, cfg.paths.checkpoint_dir, shape).to(device)
-    defense = build_defense(cfg.defense, datamodule.name, cfg.defense_ckpt, cfg.paths.checkpoint_dir, shape).to(device)
+    classifier = load_classifier(
+        datamodule.name, cfg.classifier.name, cfg.ckpt, cfg.paths.checkpoint_dir, shape
+    ).to(device)
+    defense = build_defense(
+        cfg.defense, datamodule.name, cfg.defense_ckpt, cfg.paths.checkpoint_dir, shape
+    ).to(device)
     model = defended(classifier, defense)
     target = instantiate(cfg.threat).model_to_attack(classifier, defense)
     x, y = (t.to(device) for t in datamodule.test_tensors(cfg.eval.n))
@@ -135,8 +146,16 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
 def print_rows(rows: list[dict[str, Any]]) -> None:
     table = Table("attack", "eps", "n", "clean", "purified", "adversarial", "L2 mean", "seconds")
     for r in rows:
-        table.add_row(r["attack"], f"{r['eps']:g}", str(r["n"]), f"{r['clean_acc']:.4f}", f"{r['purified_clean_acc']:.4f}",
-                      f"{r['adv_acc']:.4f}", f"{r['l2_mean']:.3f}", f"{r['seconds']:.1f}")
+        table.add_row(
+            r["attack"],
+            f"{r['eps']:g}",
+            str(r["n"]),
+            f"{r['clean_acc']:.4f}",
+            f"{r['purified_clean_acc']:.4f}",
+            f"{r['adv_acc']:.4f}",
+            f"{r['l2_mean']:.3f}",
+            f"{r['seconds']:.1f}",
+        )
     console.print(table)
 
 

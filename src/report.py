@@ -15,12 +15,12 @@ import hydra
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import matplotlib.pyplot as plt
+from omegaconf import DictConfig
 
-from src.console import console, user_errors  # noqa: E402
-from src.errors import AdvPurifyError  # noqa: E402
-from src.results import KEY, read_rows  # noqa: E402
+from src.console import console, user_errors
+from src.errors import AdvPurifyError
+from src.results import KEY, read_rows
 
 Curve = dict[float, float]
 
@@ -74,11 +74,21 @@ def report(results_file: str | Path, out_dir: str | Path) -> Path:
         raise AdvPurifyError(f"no results in {results_file}: run `python -m src.eval` first")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["# Results", "", f"From `{results_file}`: accuracy (%) of the defended model on adversarial inputs.", ""]
+    lines = [
+        "# Results",
+        "",
+        f"From `{results_file}`: accuracy (%) of the defended model on adversarial inputs.",
+        "",
+    ]
     for (data, classifier, threat), panels in sorted(curves(rows).items()):
         name = f"{data}_{classifier}_{threat}"
         plot(f"{data} / {classifier} / threat={threat}", panels, out_dir / f"{name}.png")
-        lines += [f"## {data}, classifier {classifier}, threat `{threat}`", "", f"![{name}]({name}.png)", ""]
+        lines += [
+            f"## {data}, classifier {classifier}, threat `{threat}`",
+            "",
+            f"![{name}]({name}.png)",
+            "",
+        ]
         lines += [*table(panels), ""]
     path = out_dir / "REPORT.md"
     path.write_text("\n".join(lines))

@@ -35,15 +35,22 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     if trainer.checkpoint_callback is None:
-        raise AdvPurifyError("callbacks.model_checkpoint is missing: src.train publishes the best checkpoint it keeps")
+        raise AdvPurifyError(
+            "callbacks.model_checkpoint is missing: src.train publishes the best checkpoint it keeps"
+        )
     trainer.fit(module, datamodule=datamodule)
     best = trainer.checkpoint_callback.best_model_path
     (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     dest = stable_path(cfg.paths.checkpoint_dir, datamodule.name, cfg.classifier.name)
     publish(best, dest)
     close_loggers(loggers)
-    metrics = {"val/acc": float(trainer.checkpoint_callback.best_model_score), **test, "checkpoint": str(dest)}
-    console.print(f"[bold green]best checkpoint[/] {dest}  val/acc={metrics['val/acc']:.4f}  test/acc={test['test/acc']:.4f}")
+    metrics = {
+        "val/acc": float(trainer.checkpoint_callback.best_model_score),
+        **test,
+        "checkpoint": str(dest),
+    }
+    scores = f"val/acc={metrics['val/acc']:.4f}  test/acc={test['test/acc']:.4f}"
+    console.print(f"[bold green]best checkpoint[/] {dest}  {scores}")
     return metrics
 
 

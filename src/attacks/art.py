@@ -50,7 +50,9 @@ def within_budget(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: float)
 
 
 @torch.no_grad()
-def keep_fooling(model: nn.Module, x_adv: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+def keep_fooling(
+    model: nn.Module, x_adv: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int
+) -> torch.Tensor:
     """Keep x_adv only where it fools `model`, the clean image elsewhere.
 
     ART's CW and DeepFool ignore the label of an input the model already gets wrong and
@@ -73,11 +75,18 @@ class ArtAttack:
         **params: Any,
     ) -> None:
         if name not in BOUNDED | MINIMAL_NORM:
-            raise AdvPurifyError(f"attack {name} has no ART backend: choose one of {sorted(BOUNDED | MINIMAL_NORM)}")
+            raise AdvPurifyError(
+                f"attack {name} has no ART backend: choose one of {sorted(BOUNDED | MINIMAL_NORM)}"
+            )
         if name in BOUNDED and (eps is None or eps <= 0):
             raise AdvPurifyError(f"attack {name} needs eps > 0, got {eps}")
         self.name, self.eps, self.norm = name, eps, parse_norm(norm)
-        self.batch_size, self.rel_step, self.overshoot, self.params = batch_size, rel_step, overshoot, params
+        self.batch_size, self.rel_step, self.overshoot, self.params = (
+            batch_size,
+            rel_step,
+            overshoot,
+            params,
+        )
 
     @property
     def minimal_norm(self) -> bool:
@@ -110,7 +119,9 @@ class ArtAttack:
             device_type="gpu" if x.is_cuda else "cpu",
         )
         x_np = x.detach().cpu().numpy().astype(np.float32)
-        x_adv = torch.from_numpy(self._build(estimator).generate(x_np, y=y.cpu().numpy())).to(x.device, x.dtype)
+        x_adv = torch.from_numpy(self._build(estimator).generate(x_np, y=y.cpu().numpy())).to(
+            x.device, x.dtype
+        )
         if self.minimal_norm:
             x_adv = keep_fooling(model, x_adv, x, y, self.batch_size)
         return x_adv

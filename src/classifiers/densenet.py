@@ -16,8 +16,12 @@ class DenseLayer(nn.Module):
     def __init__(self, in_ch: int, growth: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.BatchNorm2d(in_ch), nn.ReLU(), nn.Conv2d(in_ch, 4 * growth, 1, bias=False),
-            nn.BatchNorm2d(4 * growth), nn.ReLU(), nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(in_ch),
+            nn.ReLU(),
+            nn.Conv2d(in_ch, 4 * growth, 1, bias=False),
+            nn.BatchNorm2d(4 * growth),
+            nn.ReLU(),
+            nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -26,12 +30,22 @@ class DenseLayer(nn.Module):
 
 class Transition(nn.Sequential):
     def __init__(self, in_ch: int, out_ch: int) -> None:
-        super().__init__(nn.BatchNorm2d(in_ch), nn.ReLU(), nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.AvgPool2d(2))
+        super().__init__(
+            nn.BatchNorm2d(in_ch),
+            nn.ReLU(),
+            nn.Conv2d(in_ch, out_ch, 1, bias=False),
+            nn.AvgPool2d(2),
+        )
 
 
 class DenseNet(nn.Module):
     def __init__(
-        self, depth: int, growth: int, in_channels: int = 3, image_size: int = 32, num_classes: int = 10
+        self,
+        depth: int,
+        growth: int,
+        in_channels: int = 3,
+        image_size: int = 32,
+        num_classes: int = 10,
     ) -> None:
         super().__init__()
         del image_size  # global pooling makes the network size-agnostic

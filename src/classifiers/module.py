@@ -66,4 +66,7 @@ class ClassifierModule(SelfDescribing, pl.LightningModule):
         if self.hparams.scheduler is None:
             return optimizer
         scheduler = instantiate(self.hparams.scheduler)(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }

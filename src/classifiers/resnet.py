@@ -31,7 +31,9 @@ class ResNet(nn.Module):
     def __init__(self, n: int, in_channels: int = 3, image_size: int = 32, num_classes: int = 10):
         super().__init__()
         del image_size  # global pooling makes the network size-agnostic
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+        )
         blocks, in_ch = [], 16
         for stage, width in enumerate((16, 32, 64)):
             for i in range(n):

@@ -33,7 +33,13 @@ class FmnistA(_SizedHead):
         features = nn.Sequential(
             nn.Conv2d(in_channels, 64, 5), nn.ReLU(), nn.Conv2d(64, 64, 5, stride=2), nn.ReLU()
         )
-        head = [nn.Dropout(0.25), nn.Linear(1, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, num_classes)]
+        head = [
+            nn.Dropout(0.25),
+            nn.Linear(1, 128),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(128, num_classes),
+        ]
         super().__init__(features, head, (in_channels, image_size, image_size))
 
 
@@ -43,9 +49,12 @@ class FmnistB(_SizedHead):
     def __init__(self, in_channels: int = 1, image_size: int = 28, num_classes: int = 10):
         features = nn.Sequential(
             nn.Dropout(0.2),
-            nn.Conv2d(in_channels, 64, 8, stride=2, padding=3), nn.ReLU(),
-            nn.Conv2d(64, 128, 6, stride=2), nn.ReLU(),
-            nn.Conv2d(128, 128, 5), nn.ReLU(),
+            nn.Conv2d(in_channels, 64, 8, stride=2, padding=3),
+            nn.ReLU(),
+            nn.Conv2d(64, 128, 6, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(128, 128, 5),
+            nn.ReLU(),
         )
         head = [nn.Dropout(0.5), nn.Linear(1, num_classes)]
         super().__init__(features, head, (in_channels, image_size, image_size))
@@ -56,7 +65,13 @@ class FmnistC(_SizedHead):
         features = nn.Sequential(
             nn.Conv2d(in_channels, 128, 3), nn.ReLU(), nn.Conv2d(128, 64, 5, stride=2), nn.ReLU()
         )
-        head = [nn.Dropout(0.25), nn.Linear(1, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, num_classes)]
+        head = [
+            nn.Dropout(0.25),
+            nn.Linear(1, 128),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(128, num_classes),
+        ]
         super().__init__(features, head, (in_channels, image_size, image_size))
 
 
@@ -82,7 +97,11 @@ class _CifarTarget(_SizedHead):
         for widths in self.stages:
             layers += _cifar_stage(list(widths), in_ch, self.activation)
             in_ch = widths[-1]
-        super().__init__(nn.Sequential(*layers), [nn.Linear(1, num_classes)], (in_channels, image_size, image_size))
+        super().__init__(
+            nn.Sequential(*layers),
+            [nn.Linear(1, num_classes)],
+            (in_channels, image_size, image_size),
+        )
 
 
 class CifarA(_CifarTarget):

@@ -22,7 +22,9 @@ class WideBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
         self.dropout = nn.Dropout(dropout)
-        self.shortcut = None if stride == 1 and in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1, stride, bias=False)
+        self.shortcut = (
+            None if stride == 1 and in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1, stride, bias=False)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = F.relu(self.bn1(x))

@@ -159,7 +159,5 @@ def gunzip_verified(source: Path, dest: Path, expected_sha256: str) -> None:
         raise AdvPurifyError(f"{source} is corrupt ({err}): replace it with a good copy") from err
     if sha256(tmp) != expected_sha256:
         tmp.unlink()
-        raise AdvPurifyError(
-            f"{source} is corrupt (its contents fail the published sha256): replace it"
-        )
+        raise AdvPurifyError(f"{source} is corrupt (its contents fail the published sha256): replace it")
     os.replace(tmp, dest)

@@ -1,0 +1,31 @@
+# Idempotent entry points: `make demo` and `make test` (the README's quick start).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Real datasets shipped beside the project (no downloads); src reads ADVPURIFY_DATA.
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)),)
+export ADVPURIFY_DATA ?= $(SHARED_DATA)
+endif
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup
+	$(PY) -m pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/pre-commit run --all-files
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,43 @@
+"""Shared fixtures: configs composed as the CLI would, on real data, writing into tmp dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("ADVPURIFY_DATA", str(SHARED_DATA))
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def compose_cfg(config_name: str, overrides: list[str], tmp: Path) -> DictConfig:
+    """Compose like `python -m src.<config_name> ...`, with every output under `tmp`."""
+    paths = [
+        f"paths.output_dir={tmp}",
+        f"paths.checkpoint_dir={tmp}/checkpoints",
+        f"paths.results_file={tmp}/results/results.csv",
+        f"paths.report_dir={tmp}/results",
+    ]
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        quiet = [] if config_name == "report" else ["logger=none"]
+        return compose(config_name, overrides=[*quiet, *paths, *overrides])
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> dict:
+    """fmnist_a trained once for the session on 6,000 real images (2 short epochs, ~75-80%)."""
+    from src.train import train
+
+    tmp = tmp_path_factory.mktemp("trained")
+    overrides = ["debug=smoke", "data.module.train_limit=6000", "trainer.max_epochs=2"]
+    metrics = train(compose_cfg("train", overrides, tmp))
+    return {"tmp": tmp, "ckpt": metrics["checkpoint"], "metrics": metrics}

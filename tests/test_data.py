@@ -1,0 +1,99 @@
+"""Data modules load real Fashion-MNIST and CIFAR-10 (JPEG copy) slices, and fail clearly."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+
+import pytest
+import torch
+
+from src.data.cifar10 import CIFAR10DataModule
+from src.data.fmnist import FashionMNISTDataModule
+from src.errors import AdvPurifyError
+
+DATA = os.environ.get("ADVPURIFY_DATA")
+CACHE = os.path.expanduser(os.environ.get("ADVPURIFY_CACHE", "~/.cache/advpurify"))
+
+
+def fmnist(**kwargs) -> FashionMNISTDataModule:
+    return FashionMNISTDataModule(
+        DATA, kwargs.pop("cache_dir", CACHE), kwargs.pop("image_size", 28), **kwargs
+    )
+
+
+def test_fmnist_real_slice_has_shapes_ranges_and_labels():
+    dm = fmnist(test_limit=1000)
+    dm.setup()
+    assert len(dm.splits["train"]) == 55_000 and len(dm.splits["val"]) == 5_000
+    x, y = dm.test_tensors()
+    assert x.shape == (1000, 1, 28, 28) and x.dtype == torch.float32
+    assert x.min() == 0 and x.max() == 1
+    assert y.dtype == torch.long and set(y.tolist()) == set(range(10))
+    xb, yb = next(iter(dm.train_dataloader()))
+    assert xb.shape == (128, 1, 28, 28) and yb.shape == (128,)
+
+
+def test_fmnist_first_test_labels_are_the_published_ones():
+    _, y = fmnist().test_tensors(10)
+    assert y.tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]  # ankle boot, pullover, trouser, ...
+
+
+def test_fmnist_pads_with_zeros_to_32():
+    x28, _ = fmnist().test_tensors(50)
+    x32, _ = fmnist(image_size=32).test_tensors(50)
+    assert x32.shape == (50, 1, 32, 32)
+    assert torch.equal(x32[..., 2:30, 2:30], x28)
+    assert x32[..., :2, :].abs().sum() == 0 and x32[..., :, 30:].abs().sum() == 0
+
+
+def test_split_is_seeded_and_disjoint():
+    a, b, c = fmnist(split_seed=0), fmnist(split_seed=0), fmnist(split_seed=1)
+    for dm in (a, b, c):
+        dm.setup("fit")
+    assert torch.equal(a.splits["val"].images, b.splits["val"].images)
+    assert not torch.equal(a.splits["val"].images, c.splits["val"].images)
+    train = {bytes(img.numpy()) for img in a.splits["train"].images[:3000]}
+    assert not any(bytes(img.numpy()) in train for img in a.splits["val"].images[:3000])
+
+
+def test_cifar10_jpeg_copy_loads():
+    dm = CIFAR10DataModule(DATA, CACHE, 32, test_limit=500)
+    x, y = dm.test_tensors()
+    assert x.shape == (500, 3, 32, 32) and x.min() >= 0 and x.max() <= 1
+    assert y[0] == 0 and y.tolist() == sorted(y.tolist())  # ImageFolder order: class by class
+    dm.setup("fit")
+    assert len(dm.splits["train"]) == 45_000
+
+
+def test_missing_source_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(AdvPurifyError, match=r"data.source_dir=.*is not a directory"):
+        FashionMNISTDataModule(str(tmp_path / "nope"), str(tmp_path / "cache"), 28)
+
+
+def test_source_dir_without_the_files_is_a_clear_error(tmp_path):
+    dm = FashionMNISTDataModule(str(tmp_path), str(tmp_path / "cache"), 28)
+    with pytest.raises(AdvPurifyError, match="FashionMNIST/raw"):
+        dm.setup("test")
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    raw = tmp_path / "src" / "FashionMNIST" / "raw"
+    shutil.copytree(os.path.join(DATA, "FashionMNIST", "raw"), raw)
+    os.chmod(raw, 0o755)
+    target = raw / "t10k-labels-idx1-ubyte.gz"
+    os.chmod(target, 0o644)
+    with gzip.open(target, "rb") as f:
+        labels = bytearray(f.read())
+    labels[100] = (labels[100] + 1) % 10  # one flipped label
+    with gzip.open(target, "wb") as f:
+        f.write(labels)
+    dm = FashionMNISTDataModule(str(tmp_path / "src"), str(tmp_path / "cache"), 28)
+    with pytest.raises(AdvPurifyError, match="corrupt"):
+        dm.setup("test")
+
+
+def test_bad_image_size_is_a_clear_error():
+    with pytest.raises(AdvPurifyError, match=r"data.image_size=30.*\[28, 32\]"):
+        fmnist(image_size=30)

@@ -1,0 +1,95 @@
+"""Evaluation on real data: attacks cut accuracy, rows are complete, bad inputs fail clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from src.errors import AdvPurifyError
+from src.eval import evaluate
+from src.results import COLUMNS, read_rows
+from tests.conftest import ROOT, compose_cfg
+
+
+def run(trained, tmp_path, *overrides):
+    return evaluate(compose_cfg("eval", ["debug=smoke", f"ckpt={trained['ckpt']}", *overrides], tmp_path))
+
+
+def test_fgsm_at_03_cuts_accuracy_far_below_clean(trained, tmp_path):
+    rows = run(trained, tmp_path, "attack=fgsm", "eval.eps=[0.05,0.3]", "eval.n=256")
+    low, high = rows
+    assert high["clean_acc"] > 0.7
+    assert high["adv_acc"] < 0.25 * high["clean_acc"]
+    assert high["adv_acc"] <= low["adv_acc"] < low["clean_acc"]
+    assert abs(high["linf_max"] - 0.3) < 1e-5
+    assert high["purified_clean_acc"] == high["clean_acc"]  # defense=none is the identity
+
+
+def test_rows_have_every_column_and_reach_the_table(trained, tmp_path):
+    rows = run(trained, tmp_path, "attack=pgd", "eval.eps=[0,0.1]", "eval.n=64")
+    table = read_rows(tmp_path / "results" / "results.csv")
+    assert len(table) == 2 and tuple(table[0]) == COLUMNS
+    for row in rows:
+        assert set(row) == set(COLUMNS)
+        for key in ("clean_acc", "purified_clean_acc", "adv_acc"):
+            assert 0 <= row[key] <= 1
+    assert rows[0]["adv_acc"] == rows[0]["clean_acc"] and rows[0]["l2_mean"] == 0  # eps 0 is clean
+    assert rows[1]["adv_acc"] < rows[1]["clean_acc"]
+
+
+def test_minimal_norm_attack_never_raises_accuracy(trained, tmp_path):
+    rows = run(trained, tmp_path, "attack=deepfool", "eval.eps=[0.5,2.0,10.0]", "eval.n=32")
+    accs = [r["adv_acc"] for r in rows]
+    assert accs == sorted(accs, reverse=True) and accs[0] <= rows[0]["clean_acc"]
+    assert accs[-1] < 0.2 * rows[0]["clean_acc"]
+    assert all(r["l2_mean"] <= r["eps"] for r in rows)
+
+
+@pytest.mark.parametrize("eps", ["[-0.1]", "[]", "[2.0]"])
+def test_bad_eps_is_a_clear_error(trained, tmp_path, eps):
+    with pytest.raises(AdvPurifyError, match=r"eval\.eps"):
+        run(trained, tmp_path, f"eval.eps={eps}")
+
+
+def test_missing_checkpoint_says_how_to_train_it(tmp_path):
+    cfg = compose_cfg("eval", ["debug=smoke"], tmp_path)
+    with pytest.raises(AdvPurifyError, match=r"python -m src\.train data=fmnist classifier=fmnist_a"):
+        evaluate(cfg)
+
+
+def test_incompatible_checkpoint_is_a_clear_error(trained, tmp_path):
+    with pytest.raises(AdvPurifyError, match=r"data\.image_size=28"):
+        run(trained, tmp_path, "data.image_size=32")
+    with pytest.raises(AdvPurifyError, match="holds classifier fmnist_a, not fmnist_b"):
+        run(trained, tmp_path, "classifier=fmnist_b")
+
+
+def test_cli_multirun_over_attacks_and_clean_error_for_negative_eps(trained, tmp_path):
+    common = [
+        "debug=smoke",
+        "logger=none",
+        f"ckpt={trained['ckpt']}",
+        f"paths.results_file={tmp_path}/r.csv",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+        "eval.n=64",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.eval", "-m", "attack=fgsm,bim", *common],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_rows(tmp_path / "r.csv")
+    assert sorted({r["attack"] for r in rows}) == ["bim", "fgsm"] and len(rows) == 4
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.eval", "eval.eps=[-0.1]", *common[:-1]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert "error: eval.eps holds -0.1: budgets must be >= 0" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr

@@ -1,0 +1,50 @@
+"""Training on a real Fashion-MNIST slice learns, publishes its checkpoint, and logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from src import checkpoints
+from src.classifiers.module import ClassifierModule
+from src.train import train
+from tests.conftest import compose_cfg
+
+
+def val_loss(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return F.cross_entropy(module.eval()(x), y).item()
+
+
+def test_smoke_train_lowers_the_loss_and_publishes(trained, tmp_path):
+    cfg = compose_cfg("train", ["debug=smoke"], tmp_path)
+    datamodule = instantiate(cfg.data.module)
+    datamodule.setup("fit")
+    x, y = datamodule.splits["val"][:]
+    torch.manual_seed(0)
+    untrained = ClassifierModule(
+        "fmnist_a",
+        "fmnist",
+        (1, 28, 28),
+        10,
+        {"_target_": "src.classifiers.target.FmnistA"},
+        {"_target_": "torch.optim.Adam", "_partial_": True},
+    )
+    model = checkpoints.load(trained["ckpt"], "classifier", "fmnist")
+    assert val_loss(model, x, y) < 0.5 * val_loss(untrained, x, y)
+    assert Path(trained["ckpt"]) == checkpoints.stable_path(
+        trained["tmp"] / "checkpoints", "fmnist", "fmnist_a"
+    )
+    assert trained["metrics"]["test/acc"] > 0.7
+
+
+def test_wandb_offline_run_and_csv_log_are_written(tmp_path):
+    cfg = compose_cfg("train", ["debug=smoke", "logger=wandb", "data.module.train_limit=128"], tmp_path)
+    train(cfg)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb")), "no syncable offline W&B run"
+    metrics = list((tmp_path / "csv").glob("version_*/metrics.csv"))
+    assert metrics and "val/acc" in metrics[0].read_text()
