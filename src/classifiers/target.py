@@ -11,18 +11,31 @@ from torch import nn
 
 
 class _SizedHead(nn.Module):
-    """Features followed by a head whose first Linear takes the measured flattened size."""
+    """Features, then Flatten and Dense layers whose input size is measured, not hand-computed.
 
-    def __init__(self, features: nn.Sequential, head: list[nn.Module], in_shape: tuple[int, ...]):
+    `hidden=128` gives Table B.1's Dropout(d0) Dense(128) ReLU Dropout(d1) Dense(classes);
+    `hidden=None` gives Dropout(d0) Dense(classes) (no dropout when `dropout` is empty).
+    """
+
+    def __init__(
+        self,
+        features: nn.Sequential,
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        hidden: int | None = None,
+        dropout: tuple[float, ...] = (),
+    ) -> None:
         super().__init__()
         self.features = features
         with torch.no_grad():
             flat = features.eval()(torch.zeros(1, *in_shape)).numel()
         features.train()
-        first_linear = next(i for i, m in enumerate(head) if isinstance(m, nn.Linear))
-        out_features = head[first_linear].out_features
-        head[first_linear] = nn.Linear(flat, out_features)
-        self.head = nn.Sequential(nn.Flatten(), *head)
+        drops = [nn.Dropout(p) for p in dropout]
+        if hidden is None:
+            layers = [*drops, nn.Linear(flat, num_classes)]
+        else:
+            layers = [drops[0], nn.Linear(flat, hidden), nn.ReLU(), drops[1], nn.Linear(hidden, num_classes)]
+        self.head = nn.Sequential(nn.Flatten(), *layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -33,14 +46,7 @@ class FmnistA(_SizedHead):
         features = nn.Sequential(
             nn.Conv2d(in_channels, 64, 5), nn.ReLU(), nn.Conv2d(64, 64, 5, stride=2), nn.ReLU()
         )
-        head = [
-            nn.Dropout(0.25),
-            nn.Linear(1, 128),
-            nn.ReLU(),
-            nn.Dropout(0.5),
-            nn.Linear(128, num_classes),
-        ]
-        super().__init__(features, head, (in_channels, image_size, image_size))
+        super().__init__(features, (in_channels, image_size, image_size), num_classes, 128, (0.25, 0.5))
 
 
 class FmnistB(_SizedHead):
@@ -56,8 +62,7 @@ class FmnistB(_SizedHead):
             nn.Conv2d(128, 128, 5),
             nn.ReLU(),
         )
-        head = [nn.Dropout(0.5), nn.Linear(1, num_classes)]
-        super().__init__(features, head, (in_channels, image_size, image_size))
+        super().__init__(features, (in_channels, image_size, image_size), num_classes, None, (0.5,))
 
 
 class FmnistC(_SizedHead):
@@ -65,14 +70,7 @@ class FmnistC(_SizedHead):
         features = nn.Sequential(
             nn.Conv2d(in_channels, 128, 3), nn.ReLU(), nn.Conv2d(128, 64, 5, stride=2), nn.ReLU()
         )
-        head = [
-            nn.Dropout(0.25),
-            nn.Linear(1, 128),
-            nn.ReLU(),
-            nn.Dropout(0.5),
-            nn.Linear(128, num_classes),
-        ]
-        super().__init__(features, head, (in_channels, image_size, image_size))
+        super().__init__(features, (in_channels, image_size, image_size), num_classes, 128, (0.25, 0.5))
 
 
 def _conv_act_bn(in_ch: int, out_ch: int, act: type[nn.Module]) -> list[nn.Module]:
