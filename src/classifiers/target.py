@@ -95,11 +95,7 @@ class _CifarTarget(_SizedHead):
         for widths in self.stages:
             layers += _cifar_stage(list(widths), in_ch, self.activation)
             in_ch = widths[-1]
-        super().__init__(
-            nn.Sequential(*layers),
-            [nn.Linear(1, num_classes)],
-            (in_channels, image_size, image_size),
-        )
+        super().__init__(nn.Sequential(*layers), (in_channels, image_size, image_size), num_classes)
 
 
 class CifarA(_CifarTarget):
