@@ -25,7 +25,7 @@ test: setup
 	$(PY) -m pytest -m "not slow"
 
 lint: setup
-	$(VENV)/bin/pre-commit run --all-files
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/pre-commit run --all-files
 
 clean:
 	rm -rf outputs multirun .pytest_cache
