@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytorch_lightning as pl
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from src import checkpoints
-from src.defenses.base import DefendedClassifier
+from src.defenses.base import DefendedClassifier, needs_training
 from src.errors import AdvPurifyError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -49,11 +48,16 @@ def build_defense(
     input_shape: tuple[int, ...] | None = None,
 ) -> nn.Module:
     """A defense from its config: built directly if it has no weights, else from its checkpoint."""
-    if not issubclass(get_class(cfg._target_), pl.LightningModule):
+    if not needs_training(cfg._target_):
         return instantiate(cfg).eval()
     path = ckpt or checkpoints.stable_path(checkpoint_dir, data, cfg.name)
     hint = f"train it with `python -m src.train data={data} defense={cfg.name}`"
-    return checkpoints.load(path, "defense", data, input_shape, hint)
+    module = checkpoints.load(path, "defense", data, input_shape, hint)
+    if module.hparams.name != cfg.name:
+        raise AdvPurifyError(
+            f"{path} holds defense {module.hparams.name}, not {cfg.name}: set defense={module.hparams.name}"
+        )
+    return module
 
 
 def load_defense(

@@ -1,7 +1,9 @@
-"""`python -m src.train`: fit a classifier, test its best epoch, publish it to checkpoints/.
+"""`python -m src.train`: fit a classifier or a purifier, test its best epoch, publish it.
 
-The best validation epoch is tested on the whole test split (clean accuracy) and copied to
-`checkpoints/<data>/<classifier>.ckpt`, where `src.eval` and `src.api` find it by name.
+With `defense=none` it trains `classifier=`; with a defense that has weights it trains that
+defense instead. The best validation epoch (by the module's own `checkpoint_monitor`) is
+tested on the whole test split and copied to `checkpoints/<data>/<name>.ckpt`, where
+`src.eval` and `src.api` find it by name.
 """
 
 from __future__ import annotations
@@ -14,42 +16,50 @@ from omegaconf import DictConfig, OmegaConf
 from src.checkpoints import publish, stable_path
 from src.classifiers.module import ClassifierModule
 from src.console import console, print_config, user_errors
+from src.data.base import ImageDataModule
+from src.defenses.base import needs_training
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers
+
+
+def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> pl.LightningModule:
+    """The module `cfg` asks to train: the defense if it has weights, else the classifier."""
+    shape = {
+        "data": datamodule.name,
+        "input_shape": datamodule.input_shape,
+        "num_classes": datamodule.num_classes,
+    }
+    if needs_training(cfg.defense._target_):
+        return instantiate(cfg.defense, _convert_="all", **shape)
+    spec = OmegaConf.to_container(cfg.classifier, resolve=True)
+    return ClassifierModule(
+        spec["name"], **shape, net=spec["net"], optimizer=spec["optimizer"], scheduler=spec["scheduler"]
+    )
 
 
 def train(cfg: DictConfig) -> dict[str, float | str]:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data.module)
-    spec = OmegaConf.to_container(cfg.classifier, resolve=True)
-    module = ClassifierModule(
-        name=cfg.classifier.name,
-        data=datamodule.name,
-        input_shape=datamodule.input_shape,
-        num_classes=datamodule.num_classes,
-        net=spec["net"],
-        optimizer=spec["optimizer"],
-        scheduler=spec["scheduler"],
-    )
-    loggers = build_loggers(cfg)
-    callbacks = [instantiate(node) for node in (cfg.callbacks or {}).values()]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    if trainer.checkpoint_callback is None:
+    module = build_module(cfg, datamodule)
+    monitor, mode = module.checkpoint_monitor
+    if "model_checkpoint" not in (cfg.callbacks or {}):
         raise AdvPurifyError(
             "callbacks.model_checkpoint is missing: src.train publishes the best checkpoint it keeps"
         )
+    callbacks = [
+        instantiate(node, monitor=monitor, mode=mode) if key == "model_checkpoint" else instantiate(node)
+        for key, node in cfg.callbacks.items()
+    ]
+    loggers = build_loggers(cfg)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     trainer.fit(module, datamodule=datamodule)
     best = trainer.checkpoint_callback.best_model_path
     (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-    dest = stable_path(cfg.paths.checkpoint_dir, datamodule.name, cfg.classifier.name)
+    dest = stable_path(cfg.paths.checkpoint_dir, datamodule.name, module.hparams.name)
     publish(best, dest)
     close_loggers(loggers)
-    metrics = {
-        "val/acc": float(trainer.checkpoint_callback.best_model_score),
-        **test,
-        "checkpoint": str(dest),
-    }
-    scores = f"val/acc={metrics['val/acc']:.4f}  test/acc={test['test/acc']:.4f}"
+    metrics = {monitor: float(trainer.checkpoint_callback.best_model_score), **test, "checkpoint": str(dest)}
+    scores = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "checkpoint")
     console.print(f"[bold green]best checkpoint[/] {dest}  {scores}")
     return metrics
 
@@ -58,7 +68,8 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
 def main(cfg: DictConfig) -> float:
     print_config(cfg)
     with user_errors():
-        return train(cfg)["val/acc"]
+        metrics = train(cfg)
+    return next(v for k, v in metrics.items() if k.startswith("val/"))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ torch.set_num_threads(max(1, os.cpu_count() or 1))
 def compose_cfg(config_name: str, overrides: list[str], tmp: Path) -> DictConfig:
     """Compose like `python -m src.<config_name> ...`, with every output under `tmp`."""
     paths = [
-        f"paths.output_dir={tmp}",
+        f"paths.output_dir={tmp}/run",
         f"paths.checkpoint_dir={tmp}/checkpoints",
         f"paths.results_file={tmp}/results/results.csv",
         f"paths.report_dir={tmp}/results",
@@ -41,3 +41,21 @@ def trained(tmp_path_factory) -> dict:
     overrides = ["debug=smoke", "data.module.train_limit=6000", "trainer.max_epochs=2"]
     metrics = train(compose_cfg("train", overrides, tmp))
     return {"tmp": tmp, "ckpt": metrics["checkpoint"], "metrics": metrics}
+
+
+@pytest.fixture(scope="session")
+def trained32(tmp_path_factory) -> dict:
+    """A padded-32x32 fmnist_a and a small VQUNet, trained once for the session on real data."""
+    from src.train import train
+
+    tmp = tmp_path_factory.mktemp("trained32")
+    common = ["debug=smoke", "data.image_size=32", "data.module.train_limit=3000"]
+    classifier = train(compose_cfg("train", [*common, "trainer.max_epochs=2"], tmp))
+    vq = ["defense=vqunet", "defense.width=16", "defense.lr=0.001"]
+    defense = train(compose_cfg("train", [*common, *vq, f"paths.output_dir={tmp}/run_vq"], tmp))
+    return {
+        "tmp": tmp,
+        "ckpt": classifier["checkpoint"],
+        "defense_ckpt": defense["checkpoint"],
+        "defense": defense,
+    }

@@ -44,7 +44,7 @@ def test_smoke_train_lowers_the_loss_and_publishes(trained, tmp_path):
 def test_wandb_offline_run_and_csv_log_are_written(tmp_path):
     cfg = compose_cfg("train", ["debug=smoke", "logger=wandb", "data.module.train_limit=128"], tmp_path)
     train(cfg)
-    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb")), "no syncable offline W&B run"
-    metrics = list((tmp_path / "csv").glob("version_*/metrics.csv"))
+    metrics = list((tmp_path / "run" / "csv").glob("version_*/metrics.csv"))
     assert metrics and "val/acc" in metrics[0].read_text()

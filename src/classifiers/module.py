@@ -19,6 +19,7 @@ from src.checkpoints import SelfDescribing
 
 class ClassifierModule(SelfDescribing, pl.LightningModule):
     kind = "classifier"
+    checkpoint_monitor = ("val/acc", "max")
 
     def __init__(
         self,

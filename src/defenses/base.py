@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal, Protocol, runtime_checkable
 
+import pytorch_lightning as pl
 import torch
+from hydra.utils import get_class
 from torch import nn
 
 Gradient = Literal["exact", "straight_through", "identity"]
@@ -33,3 +35,8 @@ class DefendedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.defense.purify(x))
+
+
+def needs_training(target: str) -> bool:
+    """A defense with weights is a LightningModule; one without (`none`) is built directly."""
+    return issubclass(get_class(target), pl.LightningModule)
