@@ -24,9 +24,11 @@ from torch import nn
 from src.api import build_defense, defended, load_classifier
 from src.attacks.art import MINIMAL_NORM, parse_norm, within_budget
 from src.console import console, print_config, user_errors
+from src.defenses.vq_analysis import vq_analysis
+from src.defenses.vqunet import VQUNet
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers
-from src.results import COLUMNS, append_rows
+from src.results import ANALYSIS_COLUMNS, COLUMNS, KEY, append_rows
 
 
 def validate_eps(eps: Any, norm: float) -> list[float]:
@@ -86,12 +88,15 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     device = resolve_device(cfg.device)
     datamodule = instantiate(cfg.data.module)
     shape = datamodule.input_shape
-    classifier = load_classifier(
-        datamodule.name, cfg.classifier.name, cfg.ckpt, cfg.paths.checkpoint_dir, shape
-    ).to(device)
+    name = f"{cfg.classifier.name}+{cfg.defense.name}" if cfg.retrained else cfg.classifier.name
+    classifier = load_classifier(datamodule.name, name, cfg.ckpt, cfg.paths.checkpoint_dir, shape).to(device)
     defense = build_defense(
         cfg.defense, datamodule.name, cfg.defense_ckpt, cfg.paths.checkpoint_dir, shape
     ).to(device)
+    if cfg.eval.vq_analysis and not isinstance(defense, VQUNet):
+        raise AdvPurifyError(
+            f"eval.vq_analysis=true needs a VQUNet-family defense, not defense={cfg.defense.name}"
+        )
     model = defended(classifier, defense)
     target = instantiate(cfg.threat).model_to_attack(classifier, defense)
     x, y = (t.to(device) for t in datamodule.test_tensors(cfg.eval.n))
@@ -100,7 +105,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     base = {
         "data": datamodule.name,
         "defense": cfg.defense.name,
-        "classifier": cfg.classifier.name,
+        "classifier": name,
         "attack": cfg.attack.name,
         "threat": cfg.threat.name,
         "n": len(y),
@@ -135,6 +140,11 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
         }
         row = {column: row[column] for column in COLUMNS}
         append_rows(cfg.paths.results_file, [row])
+        if cfg.eval.vq_analysis and eps > 0:
+            cell = {k: row[k] for k in (*KEY, "n", "seed", "commit")}
+            found = vq_analysis(defense, x, x_adv, batch)
+            analysis = [{**cell, "metric": m, "depth": d, "value": v} for m, d, v in found]
+            append_rows(cfg.paths.analysis_file, analysis, ANALYSIS_COLUMNS)
         for logger in loggers:
             logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
         rows.append(row)

@@ -3,7 +3,8 @@
 Reads only the results table (STYLE: report knows nothing else). One figure per
 (data, classifier, threat), one panel per attack, one line per defense, starting at eps 0
 from the purified clean accuracy, as in the dissertation's figures. When a cell was run
-more than once, its latest row wins.
+more than once, its latest row wins. VQ analysis rows (`eval.vq_analysis`), when present,
+get their own figures: one panel per metric, one line per defense and depth.
 """
 
 from __future__ import annotations
@@ -39,36 +40,59 @@ def curves(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], dict[str, d
     return out
 
 
-def plot(title: str, panels: dict[str, dict[str, Curve]], path: Path) -> None:
+def analysis_curves(rows: list[dict[str, str]]) -> dict[tuple[str, ...], dict[str, dict[str, Curve]]]:
+    """(data, classifier, threat, attack) -> metric -> "<defense> d<depth>" -> {eps: value}."""
+    latest = {tuple(row[k] for k in (*KEY, "metric", "depth")): row for row in rows}
+    out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    for row in latest.values():
+        where = "image" if row["depth"] == "0" else f"d{row['depth']}"
+        panel = out[row["data"], row["classifier"], row["threat"], row["attack"]][row["metric"]]
+        panel[f"{row['defense']} {where}"][float(row["eps"])] = float(row["value"])
+    return out
+
+
+def plot(
+    title: str, panels: dict[str, dict[str, Curve]], path: Path, ylabel: str | None = "accuracy (%)"
+) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False, sharey=True)
     for ax, (attack, by_defense) in zip(axes[0], sorted(panels.items()), strict=True):
         for defense, curve in sorted(by_defense.items()):
             eps = sorted(curve)
-            ax.plot(eps, [100 * curve[e] for e in eps], marker="o", label=defense)
+            scale = 100 if ylabel else 1
+            ax.plot(eps, [scale * curve[e] for e in eps], marker="o", label=defense)
         ax.set_title(attack)
         ax.set_xlabel("eps")
-        ax.set_ylim(0, 100)
+        if ylabel:
+            ax.set_ylim(0, 100)
+        else:
+            ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (%)")
-    axes[0][-1].legend(title="defense")
+    if ylabel:
+        axes[0][0].set_ylabel(ylabel)
+        axes[0][-1].legend(title="defense")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def table(panels: dict[str, dict[str, Curve]]) -> list[str]:
+def table(panels: dict[str, dict[str, Curve]], first: str = "attack", clean: bool = True) -> list[str]:
+    """Rows per (line, panel), a column per eps; accuracies in %, analysis values as measured."""
     grid = sorted({e for by_def in panels.values() for c in by_def.values() for e in c if e > 0})
-    lines = ["| defense | attack | clean (purified) | " + " | ".join(f"eps {e:g}" for e in grid) + " |"]
-    lines.append("|" + "---|" * (3 + len(grid)))
-    for attack, by_defense in sorted(panels.items()):
-        for defense, curve in sorted(by_defense.items()):
-            cells = [f"{100 * curve[e]:.2f}" if e in curve else "" for e in grid]
-            lines.append(f"| {defense} | {attack} | {100 * curve[0.0]:.2f} | " + " | ".join(cells) + " |")
+    head = "| defense | attack | clean (purified) | " if clean else f"| series | {first} | "
+    lines = [head + " | ".join(f"eps {e:g}" for e in grid) + " |", "|" + "---|" * (2 + clean + len(grid))]
+    for panel, by_line in sorted(panels.items()):
+        for line, curve in sorted(by_line.items()):
+            if clean:
+                cells = [f"{100 * curve[e]:.2f}" if e in curve else "" for e in grid]
+                lines.append(f"| {line} | {panel} | {100 * curve[0.0]:.2f} | " + " | ".join(cells) + " |")
+            else:
+                cells = [f"{curve[e]:.4g}" if e in curve else "" for e in grid]
+                lines.append(f"| {line} | {panel} | " + " | ".join(cells) + " |")
     return lines
 
 
-def report(results_file: str | Path, out_dir: str | Path) -> Path:
+def report(results_file: str | Path, out_dir: str | Path, analysis_file: str | Path | None = None) -> Path:
     rows = read_rows(results_file)
     if not rows:
         raise AdvPurifyError(f"no results in {results_file}: run `python -m src.eval` first")
@@ -90,6 +114,17 @@ def report(results_file: str | Path, out_dir: str | Path) -> Path:
             "",
         ]
         lines += [*table(panels), ""]
+    analysis = analysis_curves(read_rows(analysis_file) if analysis_file else [])
+    for (data, classifier, threat, attack), panels in sorted(analysis.items()):
+        name = f"vq_analysis_{data}_{classifier}_{threat}_{attack}"
+        plot(
+            f"VQ analysis: {data} / {classifier} / {attack} / threat={threat}",
+            panels,
+            out_dir / f"{name}.png",
+            None,
+        )
+        lines += [f"## VQ analysis: {data}, classifier {classifier}, {attack}, threat `{threat}`", ""]
+        lines += [f"![{name}]({name}.png)", "", *table(panels, "metric", clean=False), ""]
     path = out_dir / "REPORT.md"
     path.write_text("\n".join(lines))
     return path
@@ -98,7 +133,7 @@ def report(results_file: str | Path, out_dir: str | Path) -> Path:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="report")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        path = report(cfg.paths.results_file, cfg.paths.report_dir)
+        path = report(cfg.paths.results_file, cfg.paths.report_dir, cfg.paths.analysis_file)
     console.print(f"[bold green]report[/] {path}")
 
 

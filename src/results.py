@@ -1,4 +1,4 @@
-"""The project's one results table, `results/results.csv`, appended to atomically.
+"""The project's results tables, `results/results.csv` first, appended to atomically.
 
 Each append takes an exclusive lock (parallel sweep jobs share the file), writes the whole
 table to a temporary file beside it, fsyncs and renames it over the old one. A crash at any
@@ -29,6 +29,8 @@ COLUMNS = (
     "seed",
     "commit",
 )
+# Long-format analysis tables (e.g. the VQ analysis): one measured value per row.
+ANALYSIS_COLUMNS = (*KEY, "n", "metric", "depth", "value", "seed", "commit")
 
 
 def read_rows(path: str | Path) -> list[dict[str, str]]:
@@ -50,17 +52,19 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def append_rows(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Add rows; columns beyond COLUMNS are kept, in first-seen order."""
+def append_rows(
+    path: str | Path, rows: Iterable[dict[str, Any]], required: tuple[str, ...] = COLUMNS
+) -> None:
+    """Add rows that have every `required` column; further columns are kept, in first-seen order."""
     path = Path(path)
     rows = list(rows)
     for row in rows:
-        missing = [c for c in COLUMNS if c not in row]
+        missing = [c for c in required if c not in row]
         if missing:
             raise ValueError(f"results row lacks columns {missing}")
     with _locked(path):
         table = read_rows(path) + rows
-        columns = list(COLUMNS)
+        columns = list(required)
         for row in table:
             columns += [c for c in row if c not in columns]
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

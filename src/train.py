@@ -1,7 +1,8 @@
 """`python -m src.train`: fit a classifier or a purifier, test its best epoch, publish it.
 
 With `defense=none` it trains `classifier=`; with a defense that has weights it trains that
-defense instead. The best validation epoch (by the module's own `checkpoint_monitor`) is
+defense instead; with `task=retrain` it trains the classifier on that defense's outputs.
+The best validation epoch (by the module's own `checkpoint_monitor`) is
 tested on the whole test split and copied to `checkpoints/<data>/<name>.ckpt`, where
 `src.eval` and `src.api` find it by name.
 """
@@ -13,6 +14,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from src.api import build_defense
 from src.checkpoints import publish, stable_path
 from src.classifiers.module import ClassifierModule
 from src.console import console, print_config, user_errors
@@ -21,20 +23,36 @@ from src.defenses.base import needs_training
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers
 
+TASKS = ("fit", "retrain")
+
 
 def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> pl.LightningModule:
-    """The module `cfg` asks to train: the defense if it has weights, else the classifier."""
+    """The module `cfg` asks to train.
+
+    task=fit trains the defense if it has weights, else the classifier. task=retrain trains
+    the classifier on the defense's outputs (SPEC 3.3 protocol), under the name
+    `<classifier>+<defense>` that `src.eval retrained=true` loads.
+    """
+    if cfg.task not in TASKS:
+        raise AdvPurifyError(f"task={cfg.task} is unknown: choose one of {list(TASKS)}")
     shape = {
         "data": datamodule.name,
         "input_shape": datamodule.input_shape,
         "num_classes": datamodule.num_classes,
     }
-    if needs_training(cfg.defense._target_):
+    name = cfg.classifier.name
+    if cfg.task == "fit" and needs_training(cfg.defense._target_):
         return instantiate(cfg.defense, _convert_="all", **shape)
+    if cfg.task == "retrain":
+        if cfg.defense.name == "none":
+            raise AdvPurifyError("task=retrain trains on a purifier's outputs: choose one with defense=")
+        ckpt_dir, size = cfg.paths.checkpoint_dir, datamodule.input_shape
+        defense = build_defense(cfg.defense, datamodule.name, cfg.defense_ckpt, ckpt_dir, size)
+        datamodule.map_images(defense.purify, cfg.eval.batch_size)
+        name = f"{name}+{cfg.defense.name}"
     spec = OmegaConf.to_container(cfg.classifier, resolve=True)
-    return ClassifierModule(
-        spec["name"], **shape, net=spec["net"], optimizer=spec["optimizer"], scheduler=spec["scheduler"]
-    )
+    nets = {"net": spec["net"], "optimizer": spec["optimizer"], "scheduler": spec["scheduler"]}
+    return ClassifierModule(name, **shape, **nets)
 
 
 def train(cfg: DictConfig) -> dict[str, float | str]:

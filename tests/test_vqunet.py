@@ -76,3 +76,75 @@ def test_eval_purifies_then_classifies(trained32, tmp_path):
         assert row["defense"] == "vqunet" and row["threat"] == "classifier"
         assert 0.3 < row["purified_clean_acc"] <= 1
         assert row["adv_acc"] < row["purified_clean_acc"]
+
+
+def test_retrain_trains_the_classifier_on_purified_data(trained32, tmp_path):
+    from src.train import train
+
+    overrides = [
+        "debug=smoke",
+        "data.image_size=32",
+        "task=retrain",
+        "defense=vqunet",
+        f"defense_ckpt={trained32['defense_ckpt']}",
+    ]
+    metrics = train(compose_cfg("train", overrides, tmp_path))
+    assert metrics["checkpoint"].endswith("fmnist/fmnist_a+vqunet.ckpt")
+    model = checkpoints.load(metrics["checkpoint"], "classifier", "fmnist")
+    assert model.hparams.name == "fmnist_a+vqunet" and metrics["test/acc"] > 0.3
+    rows = evaluate(
+        compose_cfg(
+            "eval",
+            [
+                "debug=smoke",
+                "data.image_size=32",
+                "defense=vqunet",
+                "retrained=true",
+                f"defense_ckpt={trained32['defense_ckpt']}",
+                "eval.eps=[0.1]",
+            ],
+            tmp_path,
+        )
+    )
+    assert rows[0]["classifier"] == "fmnist_a+vqunet"
+
+
+def test_retrain_without_a_defense_is_a_clear_error(tmp_path):
+    from src.train import train
+
+    with pytest.raises(AdvPurifyError, match="task=retrain"):
+        train(compose_cfg("train", ["debug=smoke", "task=retrain"], tmp_path))
+
+
+def test_vq_analysis_rows_and_plots(trained32, tmp_path):
+    from src.report import report
+    from src.results import read_rows
+
+    common = [
+        "debug=smoke",
+        "data.image_size=32",
+        "attack=fgsm",
+        "eval.vq_analysis=true",
+        "eval.eps=[0.1,0.3]",
+        f"ckpt={trained32['ckpt']}",
+        f"defense_ckpt={trained32['defense_ckpt']}",
+        "defense=vqunet",
+    ]
+    evaluate(compose_cfg("eval", common, tmp_path))
+    rows = read_rows(tmp_path / "results" / "vq_analysis.csv")
+    values = {(r["metric"], int(r["depth"]), float(r["eps"])): float(r["value"]) for r in rows}
+    assert {m for m, _, _ in values} == {"recon_l1", "pre_vq_l1", "post_vq_l1", "index_change_pct"}
+    assert {d for _, d, _ in values} == {0, 1, 2, 3, 4}
+    for depth in range(1, 5):  # a stronger attack moves features and codes at least as much
+        assert values["pre_vq_l1", depth, 0.3] > values["pre_vq_l1", depth, 0.1] > 0
+        assert 0 <= values["index_change_pct", depth, 0.1] <= values["index_change_pct", depth, 0.3] <= 100
+    report(tmp_path / "results" / "results.csv", tmp_path / "out", tmp_path / "results" / "vq_analysis.csv")
+    assert (tmp_path / "out" / "vq_analysis_fmnist_fmnist_a_classifier_fgsm.png").stat().st_size > 10_000
+    assert "index_change_pct" in (tmp_path / "out" / "REPORT.md").read_text()
+
+
+def test_vq_analysis_needs_a_vqunet(trained, tmp_path):
+    with pytest.raises(AdvPurifyError, match="VQUNet-family"):
+        evaluate(
+            compose_cfg("eval", ["debug=smoke", "eval.vq_analysis=true", f"ckpt={trained['ckpt']}"], tmp_path)
+        )

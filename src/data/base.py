@@ -24,7 +24,10 @@ from src.errors import AdvPurifyError
 
 
 class ScaledImages(Dataset):
-    """Serves uint8 images as float pixels in [0, 1]; indexable by a list of indices."""
+    """Serves uint8 images as float pixels in [0, 1] (float images, e.g. purified, as they are).
+
+    Indexable by a list of indices, so a whole batch is one fancy-indexing call.
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self.images, self.labels = images, labels
@@ -33,7 +36,8 @@ class ScaledImages(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index):
-        return self.images[index].float().div_(255.0), self.labels[index]
+        images = self.images[index]
+        return (images.float().div_(255.0) if images.dtype == torch.uint8 else images), self.labels[index]
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -130,6 +134,18 @@ class ImageDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+    @torch.no_grad()
+    def map_images(self, fn, batch_size: int = 500) -> None:
+        """Replace every split's images by `fn(images)` once, e.g. by a purifier's outputs.
+
+        The chapter-5 protocol retrains the target on purified data (SPEC 3.3); computing the
+        purified splits once keeps every epoch as cheap as training on clean data.
+        """
+        self.setup()
+        for split in self.splits.values():
+            x, _ = split[:]
+            split.images = torch.cat([fn(batch) for batch in x.split(batch_size)]).clamp_(0, 1)
 
     def test_tensors(self, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first `n` test images as float pixels, for attacks that want whole tensors."""
