@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from src import checkpoints
@@ -68,7 +69,9 @@ def load_defense(
     if not path.exists():
         options = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise AdvPurifyError(f"unknown defense {name!r}: choose one of {options}")
-    return build_defense(OmegaConf.load(path), data, ckpt, checkpoint_dir)
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"defense={name}"]).defense  # follows the config's defaults
+    return build_defense(cfg, data, ckpt, checkpoint_dir)
 
 
 def defended(classifier: nn.Module, defense: nn.Module) -> nn.Module:

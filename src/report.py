@@ -40,6 +40,15 @@ def curves(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], dict[str, d
     return out
 
 
+def fidelity(rows: list[dict[str, str]]) -> dict[str, dict[str, float]]:
+    """data -> defense -> Table 4.1's clean reconstruction L1 (latest row; older tables lack it)."""
+    out: dict = defaultdict(dict)
+    for row in rows:
+        if row.get("clean_recon_l1_255"):
+            out[row["data"]][row["defense"]] = float(row["clean_recon_l1_255"])
+    return out
+
+
 def analysis_curves(rows: list[dict[str, str]]) -> dict[tuple[str, ...], dict[str, dict[str, Curve]]]:
     """(data, classifier, threat, attack) -> metric -> "<defense> d<depth>" -> {eps: value}."""
     latest = {tuple(row[k] for k in (*KEY, "metric", "depth")): row for row in rows}
@@ -114,6 +123,17 @@ def report(results_file: str | Path, out_dir: str | Path, analysis_file: str | P
             "",
         ]
         lines += [*table(panels), ""]
+    for data, by_defense in sorted(fidelity(rows).items()):
+        lines += [
+            f"## Reconstruction fidelity, {data} (Table 4.1)",
+            "",
+            "Mean per-image sum of |x - X_C| over the evaluated clean test images, 0-255 scale.",
+            "",
+            "| defense | L1 |",
+            "|---|---|",
+            *(f"| {d} | {v:.1f} |" for d, v in sorted(by_defense.items(), key=lambda kv: kv[1])),
+            "",
+        ]
     analysis = analysis_curves(read_rows(analysis_file) if analysis_file else [])
     for (data, classifier, threat, attack), panels in sorted(analysis.items()):
         name = f"vq_analysis_{data}_{classifier}_{threat}_{attack}"

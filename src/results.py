@@ -22,7 +22,10 @@ COLUMNS = (
     "n",
     "clean_acc",
     "purified_clean_acc",
+    "clean_recon_l1_255",  # Table 4.1: mean per-image sum |x - X_C| on the 0-255 scale, no attack
     "adv_acc",
+    "adv_recon_l1_255",  # the same between clean x and the purified adversarial input
+    "adv_recon_l2",  # mean ||x - purify(x_adv)||_2 on [0, 1] pixels (SPEC 4: distance vs eps)
     "l2_mean",
     "linf_max",
     "seconds",

@@ -24,6 +24,12 @@ def test_unknown_defense_lists_the_choices():
         load_defense("fmnist", "vqunett")
 
 
+def test_a_config_built_on_another_resolves_its_defaults(tmp_path):
+    # cyclegan_skip2.yaml only overrides cyclegan.yaml: the API must still find its class and name.
+    with pytest.raises(AdvPurifyError, match=r"no defense checkpoint .*defense=cyclegan_skip2"):
+        load_defense("fmnist", "cyclegan_skip2", checkpoint_dir=tmp_path)
+
+
 def test_wrong_dataset_checkpoint_is_refused(trained):
     with pytest.raises(AdvPurifyError, match="trained on data=fmnist"):
         load_classifier("cifar10", "fmnist_a", ckpt=trained["ckpt"])

@@ -25,6 +25,10 @@ def test_fgsm_at_03_cuts_accuracy_far_below_clean(trained, tmp_path):
     assert high["adv_acc"] <= low["adv_acc"] < low["clean_acc"]
     assert abs(high["linf_max"] - 0.3) < 1e-5
     assert high["purified_clean_acc"] == high["clean_acc"]  # defense=none is the identity
+    assert high["clean_recon_l1_255"] == 0
+    # With nothing purified, the distance to the clean image is the perturbation itself.
+    assert high["adv_recon_l2"] == pytest.approx(high["l2_mean"], rel=1e-5)
+    assert 255 * high["adv_recon_l2"] <= high["adv_recon_l1_255"] <= 255 * 0.3 * 784  # L2 <= L1 <= eps * d
 
 
 def test_rows_have_every_column_and_reach_the_table(trained, tmp_path):

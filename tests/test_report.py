@@ -46,3 +46,13 @@ def test_report_writes_png_and_table(tmp_path):
 def test_report_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(AdvPurifyError, match=r"run `python -m src\.eval` first"):
         report(tmp_path / "missing.csv", tmp_path)
+
+
+def test_report_rebuilds_table_4_1_from_the_rows(tmp_path):
+    results = tmp_path / "results.csv"
+    fidelity = {"vae": 126.0, "cyclegan": 54.3, "cyclegan_skip1": 103.9}
+    append_rows(results, [{**row(d, "fgsm", 0.1, 0.5), "clean_recon_l1_255": v} for d, v in fidelity.items()])
+    text = report(results, tmp_path / "out").read_text()
+    assert "Reconstruction fidelity, fmnist (Table 4.1)" in text
+    table = text[text.index("| defense | L1 |") :].splitlines()[2:5]
+    assert table == ["| cyclegan | 54.3 |", "| cyclegan_skip1 | 103.9 |", "| vae | 126.0 |"]

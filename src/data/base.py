@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 from abc import abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -66,6 +67,7 @@ class ImageDataModule(pl.LightningDataModule):
         val_limit: int | None = None,
         test_limit: int | None = None,
         num_workers: int = 0,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         if image_size not in self.allowed_sizes:
@@ -87,6 +89,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.split_seed = split_seed
         self.limits = {"train": train_limit, "val": val_limit, "test": test_limit}
         self.num_workers = num_workers
+        self.augment = augment
         self.splits: dict[str, ScaledImages] = {}
 
     @abstractmethod
@@ -125,6 +128,13 @@ class ImageDataModule(pl.LightningDataModule):
         size = self.batch_size if shuffle else self.eval_batch_size
         sampler = BatchSampler(order, batch_size=size, drop_last=False)
         return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Augment training batches only, on the device they were moved to."""
+        if self.augment is not None and self.trainer is not None and self.trainer.training:
+            x, y = batch
+            batch = self.augment(x), y
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

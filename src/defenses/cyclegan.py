@@ -1,0 +1,166 @@
+"""Defense-CycleGAN (SPEC 3.2, chapter 4): two U-Net generators and two LSGAN discriminators.
+
+Both generators map clean images to clean images; the cycle loss keeps content, the
+discriminators keep outputs on the data manifold. Purification runs the cycle once,
+X_C = G_B(G_A(x)): the first pass removes noise, the second restores detail.
+
+GAN training needs two optimizers stepped in turn, so the module optimizes manually: each
+batch makes one generator step on L_G(A) + L_G(B) + lambda * L_cyc, then one discriminator
+step on L_D(A) + L_D(B). `toggle_optimizer` freezes the other side during each backward, so
+a step never writes gradients into the networks it does not update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from src.checkpoints import SelfDescribing
+from src.defenses.components.unet import PatchDiscriminator, UNetGenerator
+
+
+def cycle_consistency_loss(x: torch.Tensor, x_ab: torch.Tensor, x_ba: torch.Tensor) -> torch.Tensor:
+    """SPEC 3.2's L_cyc = E|x - G_A(G_B(x))| + E|x - G_B(G_A(x))| (mean absolute error each)."""
+    return F.l1_loss(x_ab, x) + F.l1_loss(x_ba, x)
+
+
+def lsgan_generator_loss(d_fake: torch.Tensor) -> torch.Tensor:
+    """L_G = E[(1 - D(G(x)))^2] (Mao et al. 2017)."""
+    return (1 - d_fake).pow(2).mean()
+
+
+def lsgan_discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """L_D = E[(1 - D(x))^2] + E[D(G(x))^2]."""
+    return (1 - d_real).pow(2).mean() + d_fake.pow(2).mean()
+
+
+class DefenseCycleGAN(SelfDescribing, pl.LightningModule):
+    kind = "defense"
+    gradient = "exact"  # two U-Nets: differentiable end to end
+    stochastic = False
+    checkpoint_monitor = ("val/recon", "min")
+
+    def __init__(
+        self,
+        name: str,
+        data: str,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        width: int = 64,
+        depth: int = 5,
+        max_width: int = 512,
+        drop_skips: Sequence[int] = (),
+        disc_width: int = 64,
+        disc_layers: int = 3,
+        cycle_weight: float = 10.0,
+        lr: float = 2e-4,
+        betas: Sequence[float] = (0.5, 0.999),
+        decay_from: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.name = name
+        channels, size, _ = input_shape
+        unet = dict(width=width, depth=depth, max_width=max_width, drop_skips=tuple(drop_skips))
+        self.g_a = UNetGenerator(channels, size, **unet)
+        self.g_b = UNetGenerator(channels, size, **unet)
+        self.d_a = PatchDiscriminator(channels, disc_width, disc_layers)
+        self.d_b = PatchDiscriminator(channels, disc_width, disc_layers)
+
+    @property
+    def generators(self) -> nn.ModuleList:
+        return nn.ModuleList([self.g_a, self.g_b])
+
+    @property
+    def discriminators(self) -> nn.ModuleList:
+        return nn.ModuleList([self.d_a, self.d_b])
+
+    def purify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.g_b(self.g_a(x))
+
+    forward = purify
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        x, _ = batch
+        opt_g, opt_d = self.optimizers()
+
+        with self.toggled_optimizer(opt_g):
+            fake_a, fake_b = self.g_a(x), self.g_b(x)
+            cycle = cycle_consistency_loss(x, self.g_a(fake_b), self.g_b(fake_a))
+            adv_a = lsgan_generator_loss(self.d_a(fake_a))
+            adv_b = lsgan_generator_loss(self.d_b(fake_b))
+            loss_g = adv_a + adv_b + self.hparams.cycle_weight * cycle
+            opt_g.zero_grad()
+            self.manual_backward(loss_g)
+            opt_g.step()
+
+        with self.toggled_optimizer(opt_d):
+            fake_a, fake_b = fake_a.detach(), fake_b.detach()
+            real_a, real_b = self.d_a(x), self.d_b(x)
+            scored_a, scored_b = self.d_a(fake_a), self.d_b(fake_b)
+            loss_d = lsgan_discriminator_loss(real_a, scored_a) + lsgan_discriminator_loss(real_b, scored_b)
+            opt_d.zero_grad()
+            self.manual_backward(loss_d)
+            opt_d.step()
+
+        self.log_dict(
+            {
+                "train/loss_g": loss_g,
+                "train/loss_d": loss_d,
+                "train/cycle": cycle,
+                "train/adv_a": adv_a,
+                "train/adv_b": adv_b,
+                "train/d_a_real": real_a.mean(),
+                "train/d_a_fake": scored_a.mean(),
+                "train/d_b_real": real_b.mean(),
+                "train/d_b_fake": scored_b.mean(),
+            },
+            on_step=True,
+            prog_bar=False,
+            batch_size=len(x),
+        )
+        self.log("train/cyc", cycle, prog_bar=True, batch_size=len(x))
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+
+    def _eval_step(self, batch, stage: str) -> None:
+        x, _ = batch
+        fake_a, fake_b = self.g_a(x), self.g_b(x)
+        x_hat = self.g_b(fake_a)
+        self.log_dict(
+            {
+                f"{stage}/recon": F.l1_loss(x_hat, x),
+                f"{stage}/cycle": cycle_consistency_loss(x, self.g_a(fake_b), x_hat),
+            },
+            prog_bar=stage == "val",
+            batch_size=len(x),
+        )
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def configure_optimizers(self):
+        """Adam per side; constant lr, then a linear decay over the epochs after `decay_from` (CycleGAN)."""
+        hp = self.hparams
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 0
+        start = int(epochs * hp.decay_from)
+
+        def factor(epoch: int) -> float:
+            return 1.0 if epoch <= start or epochs <= start else 1.0 - (epoch - start) / (epochs - start)
+
+        optimizers = [
+            torch.optim.Adam(nets.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+            for nets in (self.generators, self.discriminators)
+        ]
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in optimizers]
+        return optimizers, schedulers
