@@ -48,7 +48,8 @@ PUBLIC = {
         "wrn16_8",
         "wrn16_10",
     },
-    "defense": {"none", "vqunet", "vqunet_novq", "cyclegan", *(f"cyclegan_skip{k}" for k in range(1, 5))},
+    "defense": {"none", "vqunet", "vqunet_novq", "cyclegan", "sfl_vae", "vae"}
+    | {f"cyclegan_skip{k}" for k in range(1, 5)},
     "data/augment": {"voter"},
     "attack": {"fgsm", "bim", "pgd", "cw", "cw_l2", "deepfool"},
     "threat": {"classifier"},
