@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from torch import nn
 
@@ -41,14 +41,25 @@ def load_classifier(
     return module
 
 
+def target_name(classifier: str, defense: DictConfig, retrained: bool) -> str:
+    """The classifier a run uses: `<classifier>+<purifier>` when retrained on the purifier's outputs."""
+    return f"{classifier}+{defense.get('purifier', defense.name)}" if retrained else classifier
+
+
 def build_defense(
     cfg: DictConfig,
     data: str,
     ckpt: str | Path | None = None,
     checkpoint_dir: str | Path = "checkpoints",
     input_shape: tuple[int, ...] | None = None,
+    classifier: str | None = None,
 ) -> nn.Module:
-    """A defense from its config: built directly if it has no weights, else from its checkpoint."""
+    """A defense from its config: from its checkpoint if it has weights; a composite defense
+    (one with `from_checkpoints`, e.g. voting) from its parts' checkpoints and, given the
+    target's name, its decision tables; else built directly."""
+    cls = get_class(cfg._target_)
+    if hasattr(cls, "from_checkpoints"):
+        return cls.from_checkpoints(cfg, data, checkpoint_dir, input_shape, classifier).eval()
     if not needs_training(cfg._target_):
         return instantiate(cfg).eval()
     path = ckpt or checkpoints.stable_path(checkpoint_dir, data, cfg.name)

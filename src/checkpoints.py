@@ -33,6 +33,32 @@ def publish(best: str | Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+def save(
+    module: torch.nn.Module,
+    dest: Path,
+    kind: str,
+    hparams: dict[str, Any],
+    data: str,
+    input_shape: tuple[int, ...],
+) -> None:
+    """Write a module that `load` can rebuild (`cls(**hparams)` + its state), atomically.
+
+    For what is computed rather than trained by Lightning, e.g. the Bayesian update's tables.
+    """
+    cls = type(module)
+    meta = {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "kind": kind,
+        "name": hparams.get("name", cls.__name__),
+        "data": data,
+        "input_shape": list(input_shape),
+    }
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    torch.save({"advpurify": meta, "hyper_parameters": hparams, "state_dict": module.state_dict()}, tmp)
+    os.replace(tmp, dest)
+
+
 class SelfDescribing:
     """Mixin for LightningModules whose hparams hold `name`, `data` and `input_shape`."""
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from rich.table import Table
 from torch import nn
 
-from src.api import build_defense, defended, load_classifier
+from src.api import build_defense, defended, load_classifier, target_name
 from src.attacks.art import MINIMAL_NORM, parse_norm, within_budget
 from src.console import console, print_config, user_errors
 from src.defenses.base import DefendedClassifier
@@ -102,6 +102,20 @@ def purified_scores(
     return correct / n, 255 * l1 / n, l2 / n
 
 
+@torch.inference_mode()
+def decision_accuracies(
+    defense: nn.Module, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, suffix: str
+) -> dict[str, float]:
+    """`<decision>_<suffix>` for a defense with its own decision rules (voting: vote, bayes); else {}."""
+    if not hasattr(defense, "decide"):
+        return {}
+    correct: dict[str, int] = {}
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
+        for decision, predicted in defense.decide(classifier, xb).items():
+            correct[decision] = correct.get(decision, 0) + (predicted == yb).sum().item()
+    return {f"{decision}_{suffix}": hits / len(y) for decision, hits in correct.items()}
+
+
 def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     norm = parse_norm(cfg.attack.norm)
     eps_grid = validate_eps(cfg.eval.eps, norm)
@@ -109,10 +123,10 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     device = resolve_device(cfg.device)
     datamodule = instantiate(cfg.data.module)
     shape = datamodule.input_shape
-    name = f"{cfg.classifier.name}+{cfg.defense.name}" if cfg.retrained else cfg.classifier.name
+    name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
     classifier = load_classifier(datamodule.name, name, cfg.ckpt, cfg.paths.checkpoint_dir, shape).to(device)
     defense = build_defense(
-        cfg.defense, datamodule.name, cfg.defense_ckpt, cfg.paths.checkpoint_dir, shape
+        cfg.defense, datamodule.name, cfg.defense_ckpt, cfg.paths.checkpoint_dir, shape, name
     ).to(device)
     if cfg.eval.vq_analysis and not isinstance(defense, VQUNet):
         raise AdvPurifyError(
@@ -137,6 +151,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
         "seed": cfg.seed,
         "commit": git_commit(),
     }
+    decided = decision_accuracies(defense, classifier, x, y, batch, "clean_acc")
     loggers = build_loggers(cfg)
     minimal = cfg.attack.name in MINIMAL_NORM
     rows, crafted, craft_seconds = [], None, 0.0
@@ -165,6 +180,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
             "seconds": round(seconds, 3),
         }
         row = {column: row[column] for column in COLUMNS}
+        row |= decided | decision_accuracies(defense, classifier, x_adv, y, batch, "acc")
         append_rows(cfg.paths.results_file, [row])
         if cfg.eval.vq_analysis and eps > 0:
             cell = {k: row[k] for k in (*KEY, "n", "seed", "commit")}

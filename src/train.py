@@ -1,7 +1,8 @@
 """`python -m src.train`: fit a classifier or a purifier, test its best epoch, publish it.
 
 With `defense=none` it trains `classifier=`; with a defense that has weights it trains that
-defense instead; with `task=retrain` it trains the classifier on that defense's outputs.
+defense instead; with `task=retrain` it trains the classifier on that defense's outputs;
+with `task=tables` it counts a voting defense's Bayesian-update tables on the training set.
 The best validation epoch (by the module's own `checkpoint_monitor`) is
 tested on the whole test split and copied to `checkpoints/<data>/<name>.ckpt`, where
 `src.eval` and `src.api` find it by name.
@@ -11,19 +12,21 @@ from __future__ import annotations
 
 import hydra
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.api import build_defense
+from src import checkpoints
+from src.api import build_defense, load_classifier, target_name
 from src.checkpoints import publish, stable_path
 from src.classifiers.module import ClassifierModule
 from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
 from src.defenses.base import needs_training
+from src.defenses.vote import tables_path
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers
 
-TASKS = ("fit", "retrain")
+TASKS = ("fit", "retrain", "tables")
 
 
 def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> pl.LightningModule:
@@ -49,13 +52,37 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> pl.LightningMo
         ckpt_dir, size = cfg.paths.checkpoint_dir, datamodule.input_shape
         defense = build_defense(cfg.defense, datamodule.name, cfg.defense_ckpt, ckpt_dir, size)
         datamodule.map_images(defense.purify, cfg.eval.batch_size)
-        name = f"{name}+{cfg.defense.name}"
+        name = target_name(name, cfg.defense, retrained=True)
     spec = OmegaConf.to_container(cfg.classifier, resolve=True)
     nets = {"net": spec["net"], "optimizer": spec["optimizer"], "scheduler": spec["scheduler"]}
     return ClassifierModule(name, **shape, **nets)
 
 
+def count_tables(cfg: DictConfig) -> dict[str, float | str]:
+    """SPEC 3.1: p(e_B | c) and p(e_A | e_B, c) counted on the training split, saved by name."""
+    if not hasattr(get_class(cfg.defense._target_), "count_tables"):
+        raise AdvPurifyError(
+            "task=tables counts a voting defense's tables (e.g. defense=sfl_vae_vote), "
+            f"not defense={cfg.defense.name}"
+        )
+    datamodule = instantiate(cfg.data.module)
+    datamodule.setup("fit")
+    data, shape, ckpt_dir = datamodule.name, datamodule.input_shape, cfg.paths.checkpoint_dir
+    defense = build_defense(cfg.defense, data, None, ckpt_dir, shape)
+    name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
+    classifier = load_classifier(data, name, cfg.ckpt, ckpt_dir, shape)
+    x, y = datamodule.splits["train"][:]
+    tables = defense.count_tables(classifier, x, y, cfg.eval.batch_size, cfg.defense.prior)
+    dest = tables_path(ckpt_dir, data, cfg.defense.name, name)
+    hparams = {"num_classes": datamodule.num_classes, "prior": cfg.defense.prior}
+    checkpoints.save(tables, dest, "tables", hparams, data, shape)
+    console.print(f"[bold green]tables[/] {dest}  (counted on {len(y)} training images, target {name})")
+    return {"checkpoint": str(dest)}
+
+
 def train(cfg: DictConfig) -> dict[str, float | str]:
+    if cfg.task == "tables":
+        return count_tables(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data.module)
     module = build_module(cfg, datamodule)
@@ -83,11 +110,11 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     print_config(cfg)
     with user_errors():
         metrics = train(cfg)
-    return next(v for k, v in metrics.items() if k.startswith("val/"))
+    return next((v for k, v in metrics.items() if k.startswith("val/")), None)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,6 @@ class DefenseCycleGAN(SelfDescribing, pl.LightningModule):
             {
                 "train/loss_g": loss_g,
                 "train/loss_d": loss_d,
-                "train/cycle": cycle,
                 "train/adv_a": adv_a,
                 "train/adv_b": adv_b,
                 "train/d_a_real": real_a.mean(),
@@ -124,7 +123,7 @@ class DefenseCycleGAN(SelfDescribing, pl.LightningModule):
             prog_bar=False,
             batch_size=len(x),
         )
-        self.log("train/cyc", cycle, prog_bar=True, batch_size=len(x))
+        self.log("train/cycle", cycle, prog_bar=True, batch_size=len(x))
 
     def on_train_epoch_end(self) -> None:
         for scheduler in self.lr_schedulers():

@@ -1,0 +1,111 @@
+"""A purifier followed by collective voting and the Bayesian update (SPEC 3.1; chapters 3-4).
+
+`purify` is the purifier's own, so every generic result (the target on reconstructions) still
+holds; `decide` adds the two decisions of the source, the vote of R of M voters retrained on
+the purifier's outputs (e_B) and the Bayesian update of e_B with the target's prediction on
+the reconstruction (e_A). `src.eval` reports each as its own accuracy column.
+
+Built from checkpoints, not trained: the purifier (`checkpoints/<data>/<purifier>.ckpt`), the
+voters (`<voter>+<purifier>`, from `src.train task=retrain`) and the tables counted on the
+training set by `src.train task=tables` (`<name>-tables-<classifier>`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from src import checkpoints
+from src.defenses.components.voting import BayesianVote, Voting
+
+
+def tables_path(checkpoint_dir: str | Path, data: str, name: str, classifier: str) -> Path:
+    return checkpoints.stable_path(checkpoint_dir, data, f"{name}-tables-{classifier}")
+
+
+class VotingDefense(nn.Module):
+    stochastic = True  # voters are drawn at random per input
+
+    def __init__(
+        self,
+        name: str,
+        purifier: nn.Module,
+        voters: list[nn.Module],
+        num_classes: int,
+        draws: int,
+        seed: int = 0,
+        tables: BayesianVote | None = None,
+    ) -> None:
+        super().__init__()
+        self.name, self.purifier, self.tables = name, purifier, tables
+        self.voting = Voting(voters, draws, num_classes, seed)
+        self.gradient = purifier.gradient
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        cfg: DictConfig,
+        data: str,
+        checkpoint_dir: str | Path,
+        input_shape: tuple[int, ...] | None,
+        classifier: str | None = None,
+    ) -> VotingDefense:
+        """`classifier` names the target whose tables to load; None builds without tables (to count them)."""
+
+        def load(name: str, kind: str, hint: str) -> nn.Module:
+            path = checkpoints.stable_path(checkpoint_dir, data, name)
+            return checkpoints.load(path, kind, data, input_shape, hint)
+
+        where = f"data={data}"
+        purifier = load(
+            cfg.purifier, "defense", f"train it with `python -m src.train {where} defense={cfg.purifier}`"
+        )
+        voters = [
+            load(
+                f"{v}+{cfg.purifier}",
+                "classifier",
+                f"train it with `python -m src.train {where} task=retrain "
+                f"defense={cfg.purifier} classifier={v}`",
+            )
+            for v in cfg.voters
+        ]
+        tables = None
+        if classifier is not None:
+            hint = f"count them with `python -m src.train {where} task=tables defense={cfg.name}`"
+            tables = checkpoints.load(
+                tables_path(checkpoint_dir, data, cfg.name, classifier), "tables", data, input_shape, hint
+            )
+            tables.prior = cfg.prior
+        num_classes = purifier.hparams.num_classes
+        return cls(cfg.name, purifier, voters, num_classes, cfg.draws, cfg.seed, tables)
+
+    def purify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.purifier.purify(x)
+
+    @torch.no_grad()
+    def evidence(self, classifier: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """e_A, the target's prediction on the reconstruction, and e_B, the vote on it."""
+        x_hat = self.purify(x)
+        return classifier(x_hat).argmax(1), self.voting(x_hat)
+
+    @torch.no_grad()
+    def count_tables(
+        self, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, prior: str
+    ) -> BayesianVote:
+        e_a, e_b = zip(*(self.evidence(classifier, xb) for xb in x.split(batch_size)), strict=True)
+        tables = BayesianVote(self.voting.num_classes, prior)
+        tables.fit(torch.cat(e_a).cpu(), torch.cat(e_b).cpu(), y.cpu())
+        return tables
+
+    @torch.no_grad()
+    def decide(self, classifier: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Predicted classes by the vote and, when the tables are loaded, by the Bayesian update."""
+        e_a, e_b = self.evidence(classifier, x)
+        decisions = {"vote": e_b}
+        if self.tables is not None:
+            probs = classifier(x).softmax(1) if self.tables.prior == "target_softmax" else None
+            decisions["bayes"] = self.tables(e_a, e_b, probs).argmax(1)
+        return decisions
