@@ -14,6 +14,8 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
+from src.checkpoints import SelfDescribing
+
 Gradient = Literal["exact", "straight_through", "identity"]
 
 
@@ -35,6 +37,30 @@ class DefendedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.defense.purify(x))
+
+
+class TrainedPurifier(SelfDescribing, pl.LightningModule):
+    """What every purifier trained by `src.train` shares: self-describing checkpoints, the best
+    epoch kept by validation reconstruction error, and one `_eval_step` for val and test."""
+
+    kind = "defense"
+    stochastic = False
+    checkpoint_monitor = ("val/recon", "min")
+
+    def purify(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.purify(x)
+
+    def _eval_step(self, batch, stage: str) -> None:
+        raise NotImplementedError
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
 
 
 def needs_training(target: str) -> bool:

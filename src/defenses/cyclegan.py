@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.checkpoints import SelfDescribing
+from src.defenses.base import TrainedPurifier
 from src.defenses.components.unet import PatchDiscriminator, UNetGenerator
 
 
@@ -38,11 +37,8 @@ def lsgan_discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torc
     return (1 - d_real).pow(2).mean() + d_fake.pow(2).mean()
 
 
-class DefenseCycleGAN(SelfDescribing, pl.LightningModule):
-    kind = "defense"
+class DefenseCycleGAN(TrainedPurifier):
     gradient = "exact"  # two U-Nets: differentiable end to end
-    stochastic = False
-    checkpoint_monitor = ("val/recon", "min")
 
     def __init__(
         self,
@@ -82,8 +78,6 @@ class DefenseCycleGAN(SelfDescribing, pl.LightningModule):
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
         return self.g_b(self.g_a(x))
-
-    forward = purify
 
     def training_step(self, batch, batch_idx: int) -> None:
         x, _ = batch
@@ -141,12 +135,6 @@ class DefenseCycleGAN(SelfDescribing, pl.LightningModule):
             prog_bar=stage == "val",
             batch_size=len(x),
         )
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
 
     def configure_optimizers(self):
         """Adam per side; constant lr, then a linear decay over the epochs after `decay_from` (CycleGAN)."""

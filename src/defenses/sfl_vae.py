@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from src.checkpoints import SelfDescribing
+from src.defenses.base import TrainedPurifier
 from src.defenses.components.spatial_frequency import SpatialFrequencyLoss
 from src.defenses.components.vae_net import VAENet
 
@@ -28,10 +27,8 @@ def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor, prior_std: float) -> tor
     return kl.sum(1).mean()
 
 
-class SFLVAE(SelfDescribing, pl.LightningModule):
-    kind = "defense"
+class SFLVAE(TrainedPurifier):
     gradient = "exact"
-    checkpoint_monitor = ("val/recon", "min")
 
     def __init__(
         self,
@@ -68,8 +65,6 @@ class SFLVAE(SelfDescribing, pl.LightningModule):
     def purify(self, x: torch.Tensor) -> torch.Tensor:
         return self.reconstruct(x, self.hparams.sample_at_test)[0]
 
-    forward = purify
-
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x_hat, mu, logvar = self.reconstruct(x, sample=True)
         parts = {
@@ -97,12 +92,6 @@ class SFLVAE(SelfDescribing, pl.LightningModule):
             prog_bar=stage == "val",
             batch_size=len(x),
         )
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

@@ -8,21 +8,17 @@ codebook update is the callback this module asks Lightning for (`configure_callb
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from src.checkpoints import SelfDescribing
+from src.defenses.base import TrainedPurifier
 from src.defenses.components.ema_codebook import EmaCodebookUpdate
 from src.defenses.components.vqunet_net import VQUNetNet
 from src.errors import AdvPurifyError
 
 
-class VQUNet(SelfDescribing, pl.LightningModule):
-    kind = "defense"
+class VQUNet(TrainedPurifier):
     gradient = "straight_through"  # argmin has no gradient; the STE is the surrogate (BPDA)
-    stochastic = False
-    checkpoint_monitor = ("val/recon", "min")
 
     def __init__(
         self,
@@ -57,8 +53,6 @@ class VQUNet(SelfDescribing, pl.LightningModule):
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)[0]
-
-    forward = purify
 
     def _losses(self, x: torch.Tensor):
         x_hat, latents = self.net(x)
@@ -97,12 +91,6 @@ class VQUNet(SelfDescribing, pl.LightningModule):
         self.log_dict(
             {f"{stage}/loss": total, f"{stage}/recon": recon}, prog_bar=stage == "val", batch_size=len(x)
         )
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
