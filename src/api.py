@@ -69,6 +69,8 @@ def build_defense(
         raise AdvPurifyError(
             f"{path} holds defense {module.hparams.name}, not {cfg.name}: set defense={module.hparams.name}"
         )
+    for key in getattr(module, "test_time_hparams", ()):
+        module.hparams[key] = cfg[key]
     return module
 
 

@@ -25,11 +25,14 @@ from src.api import build_defense, defended, load_classifier, target_name
 from src.attacks.art import MINIMAL_NORM, parse_norm, within_budget
 from src.console import console, print_config, user_errors
 from src.defenses.base import DefendedClassifier
+from src.defenses.vote import VotingDefense
+from src.defenses.vote_analysis import vote_analysis
 from src.defenses.vq_analysis import vq_analysis
 from src.defenses.vqunet import VQUNet
+from src.device import resolve_device
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers
-from src.results import ANALYSIS_COLUMNS, COLUMNS, KEY, append_rows
+from src.results import ANALYSIS_COLUMNS, COLUMNS, KEY, VOTE_ANALYSIS_COLUMNS, append_rows
 
 
 def validate_eps(eps: Any, norm: float) -> list[float]:
@@ -49,16 +52,6 @@ def validate_eps(eps: Any, norm: float) -> list[float]:
             )
         out.append(float(value))
     return out
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda"):
-        raise AdvPurifyError(f"device={device} is unknown: choose auto, cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise AdvPurifyError("device=cuda but no GPU is visible: use device=cpu or device=auto")
-    return torch.device(device)
 
 
 def git_commit() -> str:
@@ -132,6 +125,11 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
         raise AdvPurifyError(
             f"eval.vq_analysis=true needs a VQUNet-family defense, not defense={cfg.defense.name}"
         )
+    if cfg.eval.vote_analysis and not isinstance(defense, VotingDefense):
+        raise AdvPurifyError(
+            "eval.vote_analysis=true needs a voting defense (e.g. sfl_vae_vote), "
+            f"not defense={cfg.defense.name}"
+        )
     model = defended(classifier, defense)
     target = instantiate(cfg.threat).model_to_attack(classifier, defense)
     x, y = (t.to(device) for t in datamodule.test_tensors(cfg.eval.n))
@@ -182,11 +180,15 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
         row = {column: row[column] for column in COLUMNS}
         row |= decided | decision_accuracies(defense, classifier, x_adv, y, batch, "acc")
         append_rows(cfg.paths.results_file, [row])
+        cell = {k: row[k] for k in (*KEY, "n", "seed", "commit")}
         if cfg.eval.vq_analysis and eps > 0:
-            cell = {k: row[k] for k in (*KEY, "n", "seed", "commit")}
             found = vq_analysis(defense, x, x_adv, batch)
             analysis = [{**cell, "metric": m, "depth": d, "value": v} for m, d, v in found]
             append_rows(cfg.paths.analysis_file, analysis, ANALYSIS_COLUMNS)
+        if cfg.eval.vote_analysis:
+            found = vote_analysis(defense, x_adv, y, batch, cfg.seed)
+            analysis = [{**cell, "metric": m, "voters": r, "value": v} for m, r, v in found]
+            append_rows(cfg.paths.vote_analysis_file, analysis, VOTE_ANALYSIS_COLUMNS)
         for logger in loggers:
             logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
         rows.append(row)

@@ -4,7 +4,9 @@ Reads only the results table (STYLE: report knows nothing else). One figure per
 (data, classifier, threat), one panel per attack, one line per defense, starting at eps 0
 from the purified clean accuracy, as in the dissertation's figures. When a cell was run
 more than once, its latest row wins. VQ analysis rows (`eval.vq_analysis`), when present,
-get their own figures: one panel per metric, one line per defense and depth.
+get their own figures: one panel per metric, one line per defense and depth; so do voting
+analysis rows (`eval.vote_analysis`): one panel per metric against the number of voters, one
+line per eps, as in the dissertation's Figures 3.14-3.16.
 """
 
 from __future__ import annotations
@@ -60,8 +62,22 @@ def analysis_curves(rows: list[dict[str, str]]) -> dict[tuple[str, ...], dict[st
     return out
 
 
+def vote_curves(rows: list[dict[str, str]]) -> dict[tuple[str, ...], dict[str, dict[str, Curve]]]:
+    """(data, classifier, threat, attack, defense) -> metric -> "eps <eps>" -> {voters: value}."""
+    latest = {tuple(row[k] for k in (*KEY, "metric", "voters")): row for row in rows}
+    out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    for row in latest.values():
+        cell = row["data"], row["classifier"], row["threat"], row["attack"], row["defense"]
+        out[cell][row["metric"]][f"eps {float(row['eps']):g}"][int(row["voters"])] = float(row["value"])
+    return out
+
+
 def plot(
-    title: str, panels: dict[str, dict[str, Curve]], path: Path, ylabel: str | None = "accuracy (%)"
+    title: str,
+    panels: dict[str, dict[str, Curve]],
+    path: Path,
+    ylabel: str | None = "accuracy (%)",
+    xlabel: str = "eps",
 ) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False, sharey=True)
     for ax, (attack, by_defense) in zip(axes[0], sorted(panels.items()), strict=True):
@@ -70,7 +86,7 @@ def plot(
             scale = 100 if ylabel else 1
             ax.plot(eps, [scale * curve[e] for e in eps], marker="o", label=defense)
         ax.set_title(attack)
-        ax.set_xlabel("eps")
+        ax.set_xlabel(xlabel)
         if ylabel:
             ax.set_ylim(0, 100)
         else:
@@ -85,11 +101,17 @@ def plot(
     plt.close(fig)
 
 
-def table(panels: dict[str, dict[str, Curve]], first: str = "attack", clean: bool = True) -> list[str]:
-    """Rows per (line, panel), a column per eps; accuracies in %, analysis values as measured."""
+def table(
+    panels: dict[str, dict[str, Curve]], first: str = "attack", clean: bool = True, column: str = "eps"
+) -> list[str]:
+    """Rows per (line, panel), a column per x (eps, or voters); accuracies in %, analysis values
+    as measured."""
     grid = sorted({e for by_def in panels.values() for c in by_def.values() for e in c if e > 0})
     head = "| defense | attack | clean (purified) | " if clean else f"| series | {first} | "
-    lines = [head + " | ".join(f"eps {e:g}" for e in grid) + " |", "|" + "---|" * (2 + clean + len(grid))]
+    lines = [
+        head + " | ".join(f"{column} {e:g}" for e in grid) + " |",
+        "|" + "---|" * (2 + clean + len(grid)),
+    ]
     for panel, by_line in sorted(panels.items()):
         for line, curve in sorted(by_line.items()):
             if clean:
@@ -101,7 +123,12 @@ def table(panels: dict[str, dict[str, Curve]], first: str = "attack", clean: boo
     return lines
 
 
-def report(results_file: str | Path, out_dir: str | Path, analysis_file: str | Path | None = None) -> Path:
+def report(
+    results_file: str | Path,
+    out_dir: str | Path,
+    analysis_file: str | Path | None = None,
+    vote_analysis_file: str | Path | None = None,
+) -> Path:
     rows = read_rows(results_file)
     if not rows:
         raise AdvPurifyError(f"no results in {results_file}: run `python -m src.eval` first")
@@ -145,6 +172,13 @@ def report(results_file: str | Path, out_dir: str | Path, analysis_file: str | P
         )
         lines += [f"## VQ analysis: {data}, classifier {classifier}, {attack}, threat `{threat}`", ""]
         lines += [f"![{name}]({name}.png)", "", *table(panels, "metric", clean=False), ""]
+    votes = vote_curves(read_rows(vote_analysis_file) if vote_analysis_file else [])
+    for (data, classifier, threat, attack, defense), panels in sorted(votes.items()):
+        name = f"vote_analysis_{data}_{defense}_{classifier}_{threat}_{attack}"
+        title = f"Voting analysis: {data} / {defense} / {classifier} / {attack} / threat={threat}"
+        plot(title, panels, out_dir / f"{name}.png", None, xlabel="voters")
+        lines += [f"## {title}", "", "Section 3.4.5's rates (0-1) against the number of voters.", ""]
+        lines += [f"![{name}]({name}.png)", "", *table(panels, "metric", clean=False, column="R"), ""]
     path = out_dir / "REPORT.md"
     path.write_text("\n".join(lines))
     return path
@@ -153,7 +187,8 @@ def report(results_file: str | Path, out_dir: str | Path, analysis_file: str | P
 @hydra.main(version_base="1.3", config_path="../conf", config_name="report")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        path = report(cfg.paths.results_file, cfg.paths.report_dir, cfg.paths.analysis_file)
+        paths = cfg.paths
+        path = report(paths.results_file, paths.report_dir, paths.analysis_file, paths.vote_analysis_file)
     console.print(f"[bold green]report[/] {path}")
 
 

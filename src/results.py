@@ -34,6 +34,7 @@ COLUMNS = (
 )
 # Long-format analysis tables (e.g. the VQ analysis): one measured value per row.
 ANALYSIS_COLUMNS = (*KEY, "n", "metric", "depth", "value", "seed", "commit")
+VOTE_ANALYSIS_COLUMNS = (*KEY, "n", "metric", "voters", "value", "seed", "commit")
 
 
 def read_rows(path: str | Path) -> list[dict[str, str]]:

@@ -23,6 +23,7 @@ from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
 from src.defenses.base import needs_training
 from src.defenses.vote import tables_path
+from src.device import resolve_device
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers
 
@@ -51,7 +52,9 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> pl.LightningMo
             raise AdvPurifyError("task=retrain trains on a purifier's outputs: choose one with defense=")
         ckpt_dir, size = cfg.paths.checkpoint_dir, datamodule.input_shape
         defense = build_defense(cfg.defense, datamodule.name, cfg.defense_ckpt, ckpt_dir, size)
-        datamodule.map_images(defense.purify, cfg.eval.batch_size)
+        device = resolve_device(cfg.device)
+        defense.to(device)
+        datamodule.map_images(lambda x: defense.purify(x.to(device)).cpu(), cfg.eval.batch_size)
         name = target_name(name, cfg.defense, retrained=True)
     spec = OmegaConf.to_container(cfg.classifier, resolve=True)
     nets = {"net": spec["net"], "optimizer": spec["optimizer"], "scheduler": spec["scheduler"]}
@@ -68,10 +71,11 @@ def count_tables(cfg: DictConfig) -> dict[str, float | str]:
     datamodule = instantiate(cfg.data.module)
     datamodule.setup("fit")
     data, shape, ckpt_dir = datamodule.name, datamodule.input_shape, cfg.paths.checkpoint_dir
-    defense = build_defense(cfg.defense, data, None, ckpt_dir, shape)
+    device = resolve_device(cfg.device)
+    defense = build_defense(cfg.defense, data, None, ckpt_dir, shape).to(device)
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
-    classifier = load_classifier(data, name, cfg.ckpt, ckpt_dir, shape)
-    x, y = datamodule.splits["train"][:]
+    classifier = load_classifier(data, name, cfg.ckpt, ckpt_dir, shape).to(device)
+    x, y = (t.to(device) for t in datamodule.splits["train"][:])
     tables = defense.count_tables(classifier, x, y, cfg.eval.batch_size, cfg.defense.prior)
     dest = tables_path(ckpt_dir, data, cfg.defense.name, name)
     hparams = {"num_classes": datamodule.num_classes, "prior": cfg.defense.prior}

@@ -26,6 +26,7 @@ def compose_cfg(config_name: str, overrides: list[str], tmp: Path) -> DictConfig
         f"paths.checkpoint_dir={tmp}/checkpoints",
         f"paths.results_file={tmp}/results/results.csv",
         f"paths.analysis_file={tmp}/results/vq_analysis.csv",
+        f"paths.vote_analysis_file={tmp}/results/vote_analysis.csv",
         f"paths.report_dir={tmp}/results",
     ]
     with initialize_config_dir(str(CONF), version_base="1.3"):

@@ -10,6 +10,8 @@ import torch
 from src import checkpoints
 from src.errors import AdvPurifyError
 from src.eval import evaluate
+from src.report import report
+from src.results import read_rows
 from src.train import train
 from tests.conftest import compose_cfg
 
@@ -69,3 +71,25 @@ def test_missing_tables_and_wrong_task_are_clear_errors(voting_setup, tmp_path):
         evaluate(compose_cfg("eval", ["debug=smoke", *VOTE, "defense.name=uncounted_vote"], tmp))
     with pytest.raises(AdvPurifyError, match="voting defense"):
         train(compose_cfg("train", ["debug=smoke", "task=tables", "defense=sfl_vae"], tmp_path))
+
+
+def test_eval_writes_the_voting_analysis_and_the_report_plots_it(voting_setup):
+    tmp, _ = voting_setup
+    overrides = ["debug=smoke", *VOTE, "attack=fgsm", "eval.eps=[0,0.3]", "eval.vote_analysis=true"]
+    cfg = compose_cfg("eval", overrides, tmp)
+    evaluate(cfg)
+    rows = [r for r in read_rows(cfg.paths.vote_analysis_file) if r["defense"] == "sfl_vae_vote"]
+    got = {(r["eps"], r["metric"], r["voters"]) for r in rows}
+    for eps in ("0.0", "0.3"):
+        assert {(eps, "recovery_rate", "1"), (eps, "recovery_rate", "2"), (eps, "overlap_wrong", "2")} <= got
+    assert all(0 <= float(r["value"]) <= 1 for r in rows)
+    paths = cfg.paths
+    md = report(paths.results_file, paths.report_dir, paths.analysis_file, paths.vote_analysis_file)
+    assert "Voting analysis: fmnist / sfl_vae_vote" in md.read_text()
+    assert list(md.parent.glob("vote_analysis_fmnist_sfl_vae_vote_*.png"))
+
+
+def test_voting_analysis_needs_a_voting_defense(trained):
+    cfg = compose_cfg("eval", ["debug=smoke", "eval.vote_analysis=true"], trained["tmp"])
+    with pytest.raises(AdvPurifyError, match="needs a voting defense"):
+        evaluate(cfg)

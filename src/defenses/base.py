@@ -46,6 +46,9 @@ class TrainedPurifier(SelfDescribing, pl.LightningModule):
     kind = "defense"
     stochastic = False
     checkpoint_monitor = ("val/recon", "min")
+    # hyperparameters that only steer purification (e.g. Defense-GAN's search budget): the
+    # config's values replace the checkpoint's at load, so one trained model serves a sweep
+    test_time_hparams: tuple[str, ...] = ()
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

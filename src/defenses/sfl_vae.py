@@ -29,6 +29,7 @@ def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor, prior_std: float) -> tor
 
 class SFLVAE(TrainedPurifier):
     gradient = "exact"
+    test_time_hparams = ("sample_at_test",)
 
     def __init__(
         self,
@@ -65,15 +66,17 @@ class SFLVAE(TrainedPurifier):
     def purify(self, x: torch.Tensor) -> torch.Tensor:
         return self.reconstruct(x, self.hparams.sample_at_test)[0]
 
-    def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(self, x: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The loss of reconstructing `target` (default: x itself) from x."""
+        target = x if target is None else target
         x_hat, mu, logvar = self.reconstruct(x, sample=True)
         parts = {
-            "rec": (x_hat - x).pow(2).flatten(1).sum(1).mean(),
+            "rec": (x_hat - target).pow(2).flatten(1).sum(1).mean(),
             "kl": kl_to_prior(mu, logvar, self.hparams.prior_std),
         }
         loss = parts["rec"] + self.hparams.kl_weight * parts["kl"]
         if self.sfl is not None:
-            parts["sfl"] = self.sfl(x, x_hat)
+            parts["sfl"] = self.sfl(target, x_hat)
             loss = loss + self.hparams.sfl_weight * parts["sfl"]
         return {"loss": loss, **parts}
 

@@ -40,9 +40,13 @@ class Voting(nn.Module):
     def reseed(self, seed: int) -> None:
         self.generator.manual_seed(seed)
 
-    def draw(self, n: int) -> torch.Tensor:
-        """(n, R) indices of distinct voters per input."""
-        return torch.rand(n, len(self.voters), generator=self.generator).argsort(1)[:, : self.draws]
+    def draw(
+        self, n: int, draws: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """(n, R) indices of distinct voters per input (a tensor); R and the generator default to
+        the module's."""
+        order = torch.rand(n, len(self.voters), generator=generator or self.generator).argsort(1)
+        return order[:, : draws or self.draws]
 
     @torch.no_grad()
     def predictions(self, x: torch.Tensor) -> torch.Tensor:
