@@ -5,7 +5,7 @@
 # on SFL-VAE outputs and the Bayesian tables; then, on the test set, clean accuracy and FGSM
 # over an eps grid for the VAEs (with the L2 reconstruction distance), FGSM and PGD at 0.1 and
 # 0.3 for every defense, and SFL-VAE + voting + Bayes with the voting analysis of section 3.4.5.
-# Usage: scripts/sfl_vae_fmnist.sh [train|eval|all]   (default all)
+# Usage: scripts/sfl_vae_fmnist.sh [purifiers|voters|eval|all]   (default all; phases run in this order)
 # Knobs (environment): JOBS (parallel training runs, through hydra/launcher=joblib; 1 on a
 # CPU), TARGET_EPOCHS, PURIFIER_EPOCHS, VOTER_EPOCHS, N (test images), N_GAN (test images for
 # Defense-GAN, whose R x L search costs 2,000 generator passes per image), GAN_SEARCH (e.g.
@@ -25,12 +25,14 @@ parallel=(hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS")
 VAES=sfl_vae,vae,defense_vae
 VOTERS=resnet20,resnet32,resnet62,resnet110,densenet50_12,densenet50_24,densenet100_12,densenet100_24,wrn8_8,wrn16_8,wrn16_10,wrn28_10
 
-if [[ $phase == train || $phase == all ]]; then
+if [[ $phase == purifiers || $phase == all ]]; then
   $PY -m src.train "${common[@]}" classifier=fmnist_a trainer.max_epochs="${TARGET_EPOCHS:-10}"
   $PY -m src.train -m "${common[@]}" "${parallel[@]}" defense="$VAES",defense_gan \
     trainer.max_epochs="${PURIFIER_EPOCHS:-10}"
   $PY -m src.train -m "${common[@]}" "${parallel[@]}" task=retrain defense="$VAES" classifier=fmnist_a \
     trainer.max_epochs="${TARGET_EPOCHS:-10}"
+fi
+if [[ $phase == voters || $phase == all ]]; then
   $PY -m src.train -m "${common[@]}" "${parallel[@]}" task=retrain defense=sfl_vae classifier="$VOTERS" \
     trainer.max_epochs="${VOTER_EPOCHS:-5}"
   $PY -m src.train "${common[@]}" task=tables defense=sfl_vae_vote retrained=true
