@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from rich.table import Table
 from torch import nn
 
-from src.api import build_defense, defended, load_classifier, target_name
+from src.api import CONF_DIR, build_defense, defended, load_classifier, target_name
 from src.attacks.art import MINIMAL_NORM, parse_norm, within_budget
 from src.console import console, print_config, user_errors
 from src.defenses.base import DefendedClassifier
@@ -213,7 +213,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
     print_config(cfg)
     with user_errors():
@@ -221,4 +221,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable src.eval.main, not this __main__ copy: parallel launchers (joblib,
+    # submitit) pickle the task function, and a function from __main__ would be pickled by
+    # value with everything it references (the console's lock cannot be).
+    from src.eval import main as importable_main
+
+    importable_main()

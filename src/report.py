@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from omegaconf import DictConfig
 
+from src.api import CONF_DIR
 from src.console import console, user_errors
 from src.errors import AdvPurifyError
 from src.results import KEY, read_rows
@@ -184,7 +185,7 @@ def report(
     return path
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="report")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="report")
 def main(cfg: DictConfig) -> None:
     with user_errors():
         paths = cfg.paths
@@ -193,4 +194,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable src.report.main, not this __main__ copy: parallel launchers (joblib,
+    # submitit) pickle the task function, and a function from __main__ would be pickled by
+    # value with everything it references (the console's lock cannot be).
+    from src.report import main as importable_main
+
+    importable_main()

@@ -16,7 +16,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src import checkpoints
-from src.api import build_defense, load_classifier, target_name
+from src.api import CONF_DIR, build_defense, load_classifier, target_name
 from src.checkpoints import publish, stable_path
 from src.classifiers.module import ClassifierModule
 from src.console import console, print_config, user_errors
@@ -113,7 +113,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     print_config(cfg)
     with user_errors():
@@ -122,4 +122,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable src.train.main, not this __main__ copy: parallel launchers (joblib,
+    # submitit) pickle the task function, and a function from __main__ would be pickled by
+    # value with everything it references (the console's lock cannot be).
+    from src.train import main as importable_main
+
+    importable_main()
