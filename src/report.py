@@ -27,6 +27,7 @@ from src.errors import AdvPurifyError
 from src.results import KEY, read_rows
 
 Curve = dict[float, float]
+DECISIONS = ("vote", "bayes")  # extra decision columns of voting defenses (src.eval)
 
 
 def latest_cells(rows: list[dict[str, str]]) -> dict[tuple, dict[str, str]]:
@@ -34,12 +35,20 @@ def latest_cells(rows: list[dict[str, str]]) -> dict[tuple, dict[str, str]]:
 
 
 def curves(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], dict[str, dict[str, Curve]]]:
-    """(data, classifier, threat) -> attack -> defense -> {eps: adversarial accuracy}."""
+    """(data, classifier, threat) -> attack -> line -> {eps: adversarial accuracy}.
+
+    A line is a defense; a voting defense adds one line per decision of its own ("<defense>
+    vote", "<defense> bayes") beside the target on its reconstructions.
+    """
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     for row in latest_cells(rows).values():
-        curve = out[row["data"], row["classifier"], row["threat"]][row["attack"]][row["defense"]]
-        curve.setdefault(0.0, float(row["purified_clean_acc"]))
-        curve[float(row["eps"])] = float(row["adv_acc"])
+        lines = out[row["data"], row["classifier"], row["threat"]][row["attack"]]
+        decisions = [("", "purified_clean_acc", "adv_acc")]
+        decisions += [(f" {d}", f"{d}_clean_acc", f"{d}_acc") for d in DECISIONS if row.get(f"{d}_acc")]
+        for suffix, clean, adversarial in decisions:
+            curve = lines[row["defense"] + suffix]
+            curve.setdefault(0.0, float(row[clean]))
+            curve[float(row["eps"])] = float(row[adversarial])
     return out
 
 

@@ -48,7 +48,7 @@ PUBLIC = {
         "wrn16_8",
         "wrn16_10",
     },
-    "defense": {"none", "vqunet", "vqunet_novq", "cyclegan", "sfl_vae", "vae"}
+    "defense": {"none", "vqunet", "vqunet_novq", "cyclegan", "sfl_vae", "vae", "defense_vae", "defense_gan"}
     | {f"cyclegan_skip{k}" for k in range(1, 5)},
     "data/augment": {"voter"},
     "attack": {"fgsm", "bim", "pgd", "cw", "cw_l2", "deepfool"},

@@ -56,3 +56,13 @@ def test_report_rebuilds_table_4_1_from_the_rows(tmp_path):
     assert "Reconstruction fidelity, fmnist (Table 4.1)" in text
     table = text[text.index("| defense | L1 |") :].splitlines()[2:5]
     assert table == ["| cyclegan | 54.3 |", "| cyclegan_skip1 | 103.9 |", "| vae | 126.0 |"]
+
+
+def test_a_voting_defense_gets_a_line_per_decision(tmp_path):
+    results = tmp_path / "results.csv"
+    voted = {"vote_clean_acc": 0.8, "vote_acc": 0.4, "bayes_clean_acc": 0.85, "bayes_acc": 0.45}
+    append_rows(results, [{**row("sfl_vae_vote", "fgsm", 0.3, 0.3), **voted}])
+    text = report(results, tmp_path / "out").read_text()
+    assert "| sfl_vae_vote | fgsm | 90.00 | 30.00 |" in text
+    assert "| sfl_vae_vote vote | fgsm | 80.00 | 40.00 |" in text
+    assert "| sfl_vae_vote bayes | fgsm | 85.00 | 45.00 |" in text
