@@ -17,12 +17,13 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 from torch import nn
 
 from src.api import CONF_DIR, build_defense, defended, load_classifier, target_name
 from src.attacks.art import MINIMAL_NORM, parse_norm, within_budget
+from src.checkpoints import stable_path
 from src.console import console, print_config, user_errors
 from src.defenses.base import DefendedClassifier
 from src.defenses.vote import VotingDefense
@@ -32,7 +33,15 @@ from src.defenses.vqunet import VQUNet
 from src.device import resolve_device
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers
-from src.results import ANALYSIS_COLUMNS, COLUMNS, KEY, VOTE_ANALYSIS_COLUMNS, append_rows
+from src.results import (
+    ANALYSIS_COLUMNS,
+    COLUMNS,
+    KEY,
+    VOTE_ANALYSIS_COLUMNS,
+    append_rows,
+    fingerprint,
+    finished_rows,
+)
 
 
 def validate_eps(eps: Any, norm: float) -> list[float]:
@@ -117,6 +126,19 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     datamodule = instantiate(cfg.data.module)
     shape = datamodule.input_shape
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
+    stamp = run_fingerprint(cfg, datamodule.name, name)
+    done = {} if cfg.eval.recompute else finished_rows(cfg.paths.results_file, stamp)
+    todo = [eps for eps in eps_grid if eps not in done]
+    if len(todo) < len(eps_grid):
+        skipped = ", ".join(f"{e:g}" for e in eps_grid if e in done)
+        console.print(
+            f"[yellow]already in {cfg.paths.results_file}[/], not recomputed: eps {skipped} "
+            "(eval.recompute=true redoes them)"
+        )
+    if not todo:
+        rows = [done[eps] for eps in eps_grid]
+        print_rows(rows)
+        return rows
     classifier = load_classifier(datamodule.name, name, cfg.ckpt, cfg.paths.checkpoint_dir, shape).to(device)
     defense = build_defense(
         cfg.defense, datamodule.name, cfg.defense_ckpt, cfg.paths.checkpoint_dir, shape, name
@@ -148,12 +170,13 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
         "clean_recon_l1_255": clean_l1,
         "seed": cfg.seed,
         "commit": git_commit(),
+        "fingerprint": stamp,
     }
     decided = decision_accuracies(defense, classifier, x, y, batch, "clean_acc")
     loggers = build_loggers(cfg)
     minimal = cfg.attack.name in MINIMAL_NORM
     rows, crafted, craft_seconds = [], None, 0.0
-    for step, eps in enumerate(eps_grid):
+    for step, eps in enumerate(todo):
         start = time.perf_counter()
         if eps == 0:
             x_adv = x
@@ -193,8 +216,23 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
             logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
         rows.append(row)
     close_loggers(loggers)
+    fresh = {row["eps"]: row for row in rows}
+    rows = [fresh[eps] if eps in fresh else done[eps] for eps in eps_grid]
     print_rows(rows)
     return rows
+
+
+def run_fingerprint(cfg: DictConfig, data: str, classifier: str) -> str:
+    """What decides this run's numbers beyond its results key (see `results.fingerprint`)."""
+    settings = {
+        key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("attack", "defense", "threat")
+    }
+    settings |= {"data": OmegaConf.to_container(cfg.data, resolve=True), "n": cfg.eval.n, "seed": cfg.seed}
+    settings |= {"analyses": [cfg.eval.vq_analysis, cfg.eval.vote_analysis]}  # their rows come with the cell
+    ckpt_dir = cfg.paths.checkpoint_dir
+    files = [cfg.ckpt or stable_path(ckpt_dir, data, classifier)]
+    files.append(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name))
+    return fingerprint(settings, files)
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:

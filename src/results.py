@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterable
@@ -31,6 +33,7 @@ COLUMNS = (
     "seconds",
     "seed",
     "commit",
+    "fingerprint",  # what made the row: settings and checkpoint versions (see `fingerprint`)
 )
 # Long-format analysis tables (e.g. the VQ analysis): one measured value per row.
 ANALYSIS_COLUMNS = (*KEY, "n", "metric", "depth", "value", "seed", "commit")
@@ -83,3 +86,33 @@ def append_rows(
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def fingerprint(settings: dict[str, Any], files: Iterable[str | Path]) -> str:
+    """A short hash of everything that decides a row's numbers but is not in KEY: the
+    settings (attack, defense, threat, n, seed, ...) and the size and mtime of each checkpoint
+    file used, so a retrained model or a changed attack is recomputed, not reused."""
+    stamps = {str(f): [Path(f).stat().st_size, Path(f).stat().st_mtime_ns] for f in files if Path(f).exists()}
+    blob = json.dumps({"settings": settings, "files": stamps}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def finished_rows(path: str | Path, fingerprint: str) -> dict[float, dict[str, str]]:
+    """eps -> the latest row already written with this fingerprint (what a rerun can skip), with
+    numbers parsed back from the CSV's text."""
+    return {float(r["eps"]): typed(r) for r in read_rows(path) if r.get("fingerprint") == fingerprint}
+
+
+TEXT_COLUMNS = {"data", "defense", "classifier", "attack", "threat", "commit", "fingerprint"}
+
+
+def typed(row: dict[str, str]) -> dict[str, Any]:
+    """A row read back from CSV with its numbers as numbers (empty cells stay empty)."""
+
+    def parse(value: str) -> Any:
+        try:
+            return int(value)
+        except ValueError:
+            return float(value) if value else value
+
+    return {key: value if key in TEXT_COLUMNS else parse(value) for key, value in row.items()}

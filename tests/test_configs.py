@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
-from hydra.utils import get_class
+from hydra.utils import get_class, get_object
 
 from tests.conftest import CONF, ROOT, compose_cfg
 
@@ -52,7 +52,7 @@ PUBLIC = {
     | {f"cyclegan_skip{k}" for k in range(1, 5)},
     "data/augment": {"voter"},
     "attack": {"fgsm", "bim", "pgd", "cw", "cw_l2", "deepfool"},
-    "threat": {"classifier"},
+    "threat": {"classifier", "pipeline"},
     "logger": {"wandb", "csv", "none"},
     "debug": {"smoke"},
 }
@@ -82,7 +82,7 @@ def test_every_option_composes(entry, group, option, tmp_path):
         cfg.threat._target_,
         cfg.defense._target_,
     ):
-        get_class(target)  # every _target_ resolves to real code
+        assert callable(get_object(target))  # every _target_ resolves to real code
 
 
 def test_experiment_and_debug_override_together(tmp_path):

@@ -97,3 +97,16 @@ def test_cli_multirun_over_attacks_and_clean_error_for_negative_eps(trained, tmp
     assert proc.returncode == 1
     assert "error: eval.eps holds -0.1: budgets must be >= 0" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_rerun_skips_finished_cells_and_resumes_the_rest(trained, tmp_path):
+    common = ["debug=smoke", f"ckpt={trained['ckpt']}", "attack=fgsm"]
+    results = tmp_path / "results" / "results.csv"
+    first = evaluate(compose_cfg("eval", [*common, "eval.eps=[0.1]"], tmp_path))  # a sweep killed here
+    again = evaluate(compose_cfg("eval", [*common, "eval.eps=[0.1,0.3]"], tmp_path))
+    assert [r["eps"] for r in read_rows(results)] == ["0.1", "0.3"]  # nothing recomputed, nothing lost
+    assert again[0] == {**first[0], "eps": 0.1} and again[1]["eps"] == 0.3
+    changed = evaluate(compose_cfg("eval", [*common, "eval.eps=[0.1]", "attack.batch_size=64"], tmp_path))
+    assert len(read_rows(results)) == 3 and changed[0]["fingerprint"] != first[0]["fingerprint"]
+    evaluate(compose_cfg("eval", [*common, "eval.eps=[0.1]", "eval.recompute=true"], tmp_path))
+    assert len(read_rows(results)) == 4

@@ -68,3 +68,38 @@ def test_unknown_attack_and_no_steps_are_clear_errors(model_and_slice):
         craft("cw", model, x, y, 0.1, steps=1)
     with pytest.raises(AdvPurifyError, match="steps >= 1"):
         linf_attack(model, x, y, 0.1, steps=0)
+
+
+def backends(name: str, eps: float, **settings):
+    from src.attacks import make_attack
+
+    return [make_attack(backend, name=name, eps=eps, **settings) for backend in ("native", "art")]
+
+
+def test_backends_give_the_same_fgsm_and_bim_images(model_and_slice):
+    model, x, y = model_and_slice
+    native, art = backends("fgsm", 0.1)
+    assert torch.equal(native(model, x, y), art(model, x, y))
+    native, art = backends("bim", 0.1, rel_step=0.1667, max_iter=10)
+    ours, theirs = native(model, x, y), art(model, x, y)
+    same = (ours - theirs).flatten(1).abs().max(1).values < 1e-5
+    assert same.float().mean() >= 0.95  # ART's projection rounds differently; a rare sign flip diverges
+    assert abs(accuracy(model, ours, y) - accuracy(model, theirs, y)) <= 2 / len(y)
+
+
+def test_backends_agree_on_the_pgd_success_rate(model_and_slice):
+    model, x, y = model_and_slice
+    torch.manual_seed(0)
+    native, art = backends("pgd", 0.05, rel_step=0.0333, max_iter=40, num_random_init=1)
+    rates = [accuracy(model, attack(model, x, y), y) for attack in (native, art)]
+    assert rates[0] < accuracy(model, x, y) - 0.1
+    assert abs(rates[0] - rates[1]) <= 0.05  # random starts differ: 128 images, within 5 points
+
+
+def test_backend_choice_errors_name_the_way_out():
+    from src.attacks import make_attack
+
+    with pytest.raises(AdvPurifyError, match="backend=typo is unknown"):
+        make_attack("typo", name="fgsm", eps=0.1)
+    with pytest.raises(AdvPurifyError, match=r"no native backend yet: use attack\.backend=art"):
+        make_attack("native", name="cw")

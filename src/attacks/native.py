@@ -66,3 +66,49 @@ def craft(
     if name in ("bim", "pgd"):
         return linf_attack(model, x, y, eps, steps, 2.5 / steps, random_start=name == "pgd")
     raise AdvPurifyError(f"attack {name!r} has no native L-inf version: choose one of {list(LINF_ATTACKS)}")
+
+
+class NativeAttack:
+    """`attack.backend=native`: FGSM, BIM and PGD (L-inf) with the ART backend's settings.
+
+    The same config keys as `ArtAttack` (`rel_step`, `max_iter`, `num_random_init`), so a config
+    switches backend with one override; tests hold both to the same images (FGSM, BIM) or the
+    same success rate (PGD, whose random start differs).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        eps: float | None = None,
+        norm: str | int = "inf",
+        batch_size: int = 256,
+        rel_step: float = 1.0,
+        max_iter: int = 1,
+        num_random_init: int = 0,
+    ) -> None:
+        if name not in LINF_ATTACKS:
+            raise AdvPurifyError(
+                f"attack {name} has no native backend yet: use attack.backend=art "
+                f"(native: {list(LINF_ATTACKS)})"
+            )
+        if str(norm) not in ("inf", "linf"):
+            raise AdvPurifyError(
+                f"native {name} is L-inf only, got attack.norm={norm}: use attack.backend=art"
+            )
+        if eps is None or eps <= 0:
+            raise AdvPurifyError(f"attack {name} needs eps > 0, got {eps}")
+        if num_random_init > 1:
+            raise AdvPurifyError("native PGD takes one random start: set attack.num_random_init=1")
+        self.name, self.eps, self.batch_size = name, eps, batch_size
+        self.minimal_norm = False
+        one_step = name == "fgsm"
+        self.steps, self.rel_step = (1, 1.0) if one_step else (max_iter, rel_step)
+        self.random_start = name == "pgd" and num_random_init > 0
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [
+                linf_attack(model, xb, yb, self.eps, self.steps, self.rel_step, self.random_start)
+                for xb, yb in zip(x.split(self.batch_size), y.split(self.batch_size), strict=True)
+            ]
+        )

@@ -27,8 +27,6 @@ def tables_path(checkpoint_dir: str | Path, data: str, name: str, classifier: st
 
 
 class VotingDefense(nn.Module):
-    stochastic = True  # voters are drawn at random per input
-
     def __init__(
         self,
         name: str,
@@ -42,7 +40,9 @@ class VotingDefense(nn.Module):
         super().__init__()
         self.name, self.purifier, self.tables = name, purifier, tables
         self.voting = Voting(voters, draws, num_classes, seed)
-        self.gradient = purifier.gradient
+        # what an attack differentiates is `purify`, the purifier's own; the voter draws are
+        # random too, but they only enter `decide`, which no gradient passes through
+        self.gradient, self.stochastic = purifier.gradient, purifier.stochastic
 
     @classmethod
     def from_checkpoints(

@@ -1,0 +1,90 @@
+"""Threat models: BPDA follows what the defense declares, EOT averages draws, and the adaptive
+attack on a real purifier is at least as strong as the classifier-only one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from src.errors import AdvPurifyError
+from src.eval import evaluate
+from src.threats import Pipeline, PipelineThreat
+from tests.conftest import compose_cfg
+
+
+class Toy(nn.Module):
+    """A purifier with a chosen gradient contract."""
+
+    def __init__(self, fn, gradient: str = "exact", stochastic: bool = False) -> None:
+        super().__init__()
+        self.fn, self.gradient, self.stochastic, self.calls = fn, gradient, stochastic, 0
+
+    def purify(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.fn(x)
+
+
+CLASSIFIER = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    model(x)[:, 0].sum().backward()
+    return x.grad
+
+
+def test_identity_bpda_classifies_the_purified_input_and_passes_the_gradient_straight_through():
+    torch.manual_seed(0)
+    quantize = Toy(lambda x: (x * 4).round() / 4, gradient="identity")  # zero gradient almost everywhere
+    x = torch.rand(5, 1, 4, 4)
+    model = Pipeline(CLASSIFIER, quantize, eot_samples=1)
+    assert torch.allclose(model(x), CLASSIFIER(quantize.fn(x)))
+    expected = input_gradient(CLASSIFIER, quantize.fn(x))  # the classifier's gradient at purify(x)
+    assert torch.allclose(input_gradient(model, x), expected) and expected.abs().sum() > 0
+
+
+def test_exact_gradients_go_through_the_purifier():
+    halve = Toy(lambda x: 0.5 * x)
+    x = torch.rand(5, 1, 4, 4)
+    got = input_gradient(Pipeline(CLASSIFIER, halve, eot_samples=4), x)
+    assert torch.allclose(got, 0.5 * input_gradient(CLASSIFIER, x))
+    assert halve.calls == 1  # a deterministic defense is run once, whatever eot_samples says
+
+
+def test_eot_averages_the_log_probabilities_of_its_draws():
+    noisy = Toy(lambda x: x + 0.3 * torch.randn_like(x), stochastic=True)
+    x = torch.rand(5, 1, 4, 4)
+    torch.manual_seed(1)
+    out = Pipeline(CLASSIFIER, noisy, eot_samples=6)(x)
+    assert noisy.calls == 6
+    torch.manual_seed(1)
+    draws = torch.stack([CLASSIFIER(noisy.fn(x)).log_softmax(1) for _ in range(6)])
+    assert torch.allclose(out, draws.mean(0))
+
+
+def test_eot_needs_a_draw():
+    with pytest.raises(AdvPurifyError, match="eot_samples"):
+        PipelineThreat(eot_samples=0).model_to_attack(CLASSIFIER, Toy(lambda x: x))
+
+
+def test_the_pipeline_attack_on_vqunet_is_at_least_as_strong_as_the_classifier_attack(trained32, tmp_path):
+    common = [
+        "debug=smoke",
+        "defense=vqunet",
+        "defense.width=16",
+        "data.image_size=32",
+        "attack=pgd",
+        "attack.max_iter=10",
+        f"ckpt={trained32['ckpt']}",
+        f"defense_ckpt={trained32['defense_ckpt']}",
+        "eval.eps=[0.05,0.1]",
+    ]
+    rows = {
+        threat: evaluate(compose_cfg("eval", [*common, f"threat={threat}"], tmp_path))
+        for threat in ("classifier", "pipeline")
+    }
+    for seen, adaptive in zip(rows["classifier"], rows["pipeline"], strict=True):
+        assert adaptive["threat"] == "pipeline" and adaptive["eps"] == seen["eps"]
+        assert adaptive["adv_acc"] <= seen["adv_acc"]
+    assert rows["pipeline"][-1]["adv_acc"] < rows["pipeline"][-1]["purified_clean_acc"]
