@@ -198,6 +198,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
             "adv_recon_l2": adv_l2,
             "l2_mean": delta.norm(dim=1).mean().item(),
             "linf_max": delta.abs().max().item(),
+            "iterations": cfg.attack.get("max_iter", 1),
             "seconds": round(seconds, 3),
         }
         row = {column: row[column] for column in COLUMNS}

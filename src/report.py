@@ -25,6 +25,7 @@ from src.api import CONF_DIR
 from src.console import console, user_errors
 from src.errors import AdvPurifyError
 from src.results import KEY, read_rows
+from src.sanity import Check, sanity_checks
 
 Curve = dict[float, float]
 DECISIONS = ("vote", "bayes")  # extra decision columns of voting defenses (src.eval)
@@ -133,6 +134,31 @@ def table(
     return lines
 
 
+def sanity_section(checks: list[Check]) -> list[str]:
+    """The checklist's verdicts, failures first and announced above everything else."""
+    if not checks:
+        return [
+            "Sanity checks: none applicable yet. They compare FGSM with BIM/PGD, `pipeline` with "
+            "`classifier`, eps >= 0.5 with chance, and runs that differ in iterations.",
+            "",
+        ]
+    failed = [c for c in checks if not c.passed]
+    head = (
+        [
+            f"> **WARNING: {len(failed)} of {len(checks)} sanity checks FAILED.** The numbers they "
+            "involve are probably an attack failure, not robustness (Carlini et al. 2019).",
+            "",
+        ]
+        if failed
+        else [f"All {len(checks)} sanity checks passed.", ""]
+    )
+    table = ["## Sanity checks", "", "| verdict | check | defense | detail |", "|---|---|---|---|"]
+    for check in sorted(checks, key=lambda c: (c.passed, c.name, c.cell)):
+        verdict = "ok" if check.passed else "**FAILED**"
+        table.append(f"| {verdict} | {check.name} | {check.cell} | {check.detail} |")
+    return [*head, *table, ""]
+
+
 def report(
     results_file: str | Path,
     out_dir: str | Path,
@@ -150,6 +176,7 @@ def report(
         f"From `{results_file}`: accuracy (%) of the defended model on adversarial inputs.",
         "",
     ]
+    lines += sanity_section(sanity_checks(rows))
     for (data, classifier, threat), panels in sorted(curves(rows).items()):
         name = f"{data}_{classifier}_{threat}"
         plot(f"{data} / {classifier} / threat={threat}", panels, out_dir / f"{name}.png")

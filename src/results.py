@@ -30,6 +30,7 @@ COLUMNS = (
     "adv_recon_l2",  # mean ||x - purify(x_adv)||_2 on [0, 1] pixels (SPEC 4: distance vs eps)
     "l2_mean",
     "linf_max",
+    "iterations",  # the attack's max_iter (1 for FGSM): the sanity check compares iteration counts
     "seconds",
     "seed",
     "commit",

@@ -1,0 +1,82 @@
+"""The Carlini et al. (2019) checklist, checked on the results table for every defense.
+
+Each check compares rows that should be ordered if the evaluation is sound; a violation
+means the attack, not the defense, is probably what failed (gradient masking, a transfer
+effect, a bug), and the report flags it loudly. Checks are per (data, defense, classifier):
+- `iterative_vs_single_step`: BIM and PGD at eps reach accuracy no higher than FGSM at eps;
+- `adaptive_vs_classifier`: the `pipeline` threat (white-box on the whole defense) reaches
+  accuracy no higher than the `classifier` threat at the same attack and eps;
+- `unbounded_eps`: at an L-inf eps >= 0.5 the image can be overwritten, so accuracy should be
+  near chance (at most `chance_margin` above 1 / classes);
+- `more_iterations`: rows of one cell that differ only in `attack.max_iter` (`iterations`
+  column) never gain accuracy with more iterations.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from itertools import pairwise
+
+TOLERANCE = 0.01  # accuracy points (as a fraction) allowed for sampling noise between runs
+CHANCE = {"fmnist": 0.1, "cifar10": 0.1}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    cell: str  # data / defense / classifier
+    passed: bool
+    detail: str
+
+
+def _acc(row: dict) -> float:
+    return float(row["adv_acc"])
+
+
+def sanity_checks(rows: list[dict], chance_margin: float = 0.15) -> list[Check]:
+    cells: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for row in rows:
+        cells[row["data"], row["defense"], row["classifier"]].append(row)
+    checks = []
+    for (data, defense, classifier), group in sorted(cells.items()):
+        where = f"{data} / {defense} / {classifier}"
+        by = {(r["attack"], r["threat"], float(r["eps"])): r for r in group}
+        for (attack, threat, eps), row in sorted(by.items()):
+            if eps == 0:
+                continue
+            fgsm = by.get(("fgsm", threat, eps))
+            if attack in ("bim", "pgd") and fgsm is not None:
+                ok = _acc(row) <= _acc(fgsm) + TOLERANCE
+                detail = f"{attack} {_acc(row):.4f} vs fgsm {_acc(fgsm):.4f} at eps {eps:g}, threat {threat}"
+                checks.append(Check("iterative_vs_single_step", where, ok, detail))
+            seen = by.get((attack, "classifier", eps))
+            if threat == "pipeline" and seen is not None:
+                ok = _acc(row) <= _acc(seen) + TOLERANCE
+                detail = f"pipeline {_acc(row):.4f} vs classifier {_acc(seen):.4f}, {attack} at eps {eps:g}"
+                checks.append(Check("adaptive_vs_classifier", where, ok, detail))
+            if attack in ("fgsm", "bim", "pgd") and eps >= 0.5:
+                ceiling = CHANCE.get(data, 0.1) + chance_margin
+                ok = _acc(row) <= ceiling
+                detail = f"{attack} at eps {eps:g}, threat {threat}: {_acc(row):.4f} (ceiling {ceiling:.2f})"
+                checks.append(Check("unbounded_eps", where, ok, detail))
+        checks += _iteration_checks(where, group)
+    return checks
+
+
+def _iteration_checks(where: str, group: list[dict]) -> list[Check]:
+    runs: dict[tuple[str, str, float], dict[int, float]] = defaultdict(dict)
+    for row in group:
+        if row.get("iterations") not in (None, ""):
+            runs[row["attack"], row["threat"], float(row["eps"])][int(row["iterations"])] = _acc(row)
+    checks = []
+    for (attack, threat, eps), by_iters in sorted(runs.items()):
+        iters = sorted(by_iters)
+        for fewer, more in pairwise(iters):
+            ok = by_iters[more] <= by_iters[fewer] + TOLERANCE
+            detail = (
+                f"{attack} at eps {eps:g}, threat {threat}: {more} iterations {by_iters[more]:.4f} "
+                f"vs {fewer} iterations {by_iters[fewer]:.4f}"
+            )
+            checks.append(Check("more_iterations", where, ok, detail))
+    return checks
