@@ -42,6 +42,7 @@ from src.results import (
     fingerprint,
     finished_rows,
 )
+from src.threats import Parts
 
 
 def validate_eps(eps: Any, norm: float) -> list[float]:
@@ -118,6 +119,15 @@ def decision_accuracies(
     return {f"{decision}_{suffix}": hits / len(y) for decision, hits in correct.items()}
 
 
+def craft(attack, parts: Parts, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each part's images attacked on that part's model (the threat model's split)."""
+    x_adv = x.clone()
+    for model, index in parts:
+        index = index.to(x.device)
+        x_adv[index] = attack(model, x[index], y[index])
+    return x_adv
+
+
 def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     norm = parse_norm(cfg.attack.norm)
     eps_grid = validate_eps(cfg.eval.eps, norm)
@@ -153,8 +163,12 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
             f"not defense={cfg.defense.name}"
         )
     model = defended(classifier, defense)
-    target = instantiate(cfg.threat).model_to_attack(classifier, defense)
     x, y = (t.to(device) for t in datamodule.test_tensors(cfg.eval.n))
+
+    def load(surrogate: str) -> nn.Module:
+        return load_classifier(datamodule.name, surrogate, None, cfg.paths.checkpoint_dir, shape).to(device)
+
+    parts = instantiate(cfg.threat, _convert_="all").parts(classifier, defense, len(y), load)
 
     batch = cfg.eval.batch_size
     purified_acc, clean_l1, _ = purified_scores(model, x, x, y, batch)
@@ -182,11 +196,11 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
             x_adv = x
         elif minimal:  # one attack serves every budget; each row reports its cost
             if crafted is None:
-                crafted = instantiate(cfg.attack)(target, x, y)
+                crafted = craft(instantiate(cfg.attack), parts, x, y)
                 craft_seconds = time.perf_counter() - start
             x_adv = within_budget(crafted, x, eps, norm)
         else:
-            x_adv = instantiate(cfg.attack, eps=eps)(target, x, y)
+            x_adv = craft(instantiate(cfg.attack, eps=eps), parts, x, y)
         seconds = craft_seconds if minimal and eps > 0 else time.perf_counter() - start
         delta = (x_adv - x).flatten(1)
         adv_acc, adv_l1, adv_l2 = purified_scores(model, x_adv, x, y, batch)

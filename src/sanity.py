@@ -6,6 +6,8 @@ effect, a bug), and the report flags it loudly. Checks are per (data, defense, c
 - `iterative_vs_single_step`: BIM and PGD at eps reach accuracy no higher than FGSM at eps;
 - `adaptive_vs_classifier`: the `pipeline` threat (white-box on the whole defense) reaches
   accuracy no higher than the `classifier` threat at the same attack and eps;
+- `whitebox_vs_transfer`: the `classifier` threat (white-box on the target) reaches accuracy no
+  higher than the `transfer` threat (crafted on surrogates) at the same attack and eps;
 - `unbounded_eps`: at an L-inf eps >= 0.5 the image can be overwritten, so accuracy should be
   near chance (at most `chance_margin` above 1 / classes);
 - `more_iterations`: rows of one cell that differ only in `attack.max_iter` (`iterations`
@@ -55,6 +57,10 @@ def sanity_checks(rows: list[dict], chance_margin: float = 0.15) -> list[Check]:
                 ok = _acc(row) <= _acc(seen) + TOLERANCE
                 detail = f"pipeline {_acc(row):.4f} vs classifier {_acc(seen):.4f}, {attack} at eps {eps:g}"
                 checks.append(Check("adaptive_vs_classifier", where, ok, detail))
+            if threat == "transfer" and seen is not None:
+                ok = _acc(seen) <= _acc(row) + TOLERANCE
+                detail = f"classifier {_acc(seen):.4f} vs transfer {_acc(row):.4f}, {attack} at eps {eps:g}"
+                checks.append(Check("whitebox_vs_transfer", where, ok, detail))
             if attack in ("fgsm", "bim", "pgd") and eps >= 0.5:
                 ceiling = CHANCE.get(data, 0.1) + chance_margin
                 ok = _acc(row) <= ceiling

@@ -3,16 +3,27 @@
 Eval always scores the defended model; a threat model only decides what the attack sees.
 Purification defenses look strong when the attack never sees the purifier (Athalye, Carlini
 & Wagner 2018), so `pipeline` attacks the whole defended model, end to end.
+
+`parts` splits the evaluated images among the models that craft them: one model for all of
+them, except under `transfer`, where surrogates craft a share (and the target the rest).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from src.errors import AdvPurifyError
+
+Parts = list[tuple[nn.Module, torch.Tensor]]  # (model that crafts, indices of its images)
+Loader = Callable[[str], nn.Module]  # a trained classifier by config name
+
+
+def every_image(model: nn.Module, n: int) -> Parts:
+    return [(model, torch.arange(n))]
 
 
 @dataclass
@@ -23,6 +34,9 @@ class ClassifierThreat:
 
     def model_to_attack(self, classifier: nn.Module, defense: nn.Module) -> nn.Module:
         return classifier
+
+    def parts(self, classifier: nn.Module, defense: nn.Module, n: int, load: Loader) -> Parts:
+        return every_image(self.model_to_attack(classifier, defense), n)
 
 
 class Pipeline(nn.Module):
@@ -64,3 +78,37 @@ class PipelineThreat:
 
     def model_to_attack(self, classifier: nn.Module, defense: nn.Module) -> nn.Module:
         return Pipeline(classifier, defense, self.eot_samples).eval()
+
+    def parts(self, classifier: nn.Module, defense: nn.Module, n: int, load: Loader) -> Parts:
+        return every_image(self.model_to_attack(classifier, defense), n)
+
+
+@dataclass
+class TransferThreat:
+    """SPEC 4.3 (chapter 5): adversarial examples crafted on surrogate classifiers the attacker
+    trained itself (never on the defended target), then fed to the defended target.
+
+    A share `mix` of the images is crafted on the surrogates, round robin; the rest on the
+    target classifier (the `classifier` threat). mix=0.5 is the source's 50% white-box / 50%
+    transfer protocol; mix=1 is pure transfer.
+    """
+
+    name: str = "transfer"
+    surrogates: Sequence[str] = field(default_factory=lambda: ["densenet50_12"])
+    mix: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.surrogates:
+            raise AdvPurifyError("threat=transfer needs at least one surrogate: set threat.surrogates")
+        if not 0 <= self.mix <= 1:
+            raise AdvPurifyError(f"threat.mix={self.mix}: the share crafted on surrogates is in [0, 1]")
+
+    def parts(self, classifier: nn.Module, defense: nn.Module, n: int, load: Loader) -> Parts:
+        white = round(n * (1 - self.mix))
+        parts = [(classifier, torch.arange(white))] if white else []
+        transferred = torch.arange(white, n)
+        for k, name in enumerate(self.surrogates):
+            share = transferred[k :: len(self.surrogates)]
+            if len(share):
+                parts.append((load(name).eval().requires_grad_(False), share))
+        return parts

@@ -52,7 +52,7 @@ PUBLIC = {
     | {f"cyclegan_skip{k}" for k in range(1, 5)},
     "data/augment": {"voter"},
     "attack": {"fgsm", "bim", "pgd", "cw", "cw_l2", "deepfool"},
-    "threat": {"classifier", "pipeline"},
+    "threat": {"classifier", "pipeline", "transfer"},
     "logger": {"wandb", "csv", "none"},
     "debug": {"smoke"},
 }

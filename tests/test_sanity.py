@@ -30,12 +30,14 @@ def test_sound_rows_pass_every_check():
         row("fgsm", 0.1, 0.5),
         row("pgd", 0.1, 0.3),
         row("fgsm", 0.1, 0.2, "pipeline"),
+        row("fgsm", 0.1, 0.7, "transfer"),
         row("pgd", 1.0, 0.05),
         row("pgd", 0.3, 0.2, iterations=10),
         row("pgd", 0.3, 0.1, iterations=40),
     ]
     got = verdicts(rows)
-    names = {"iterative_vs_single_step", "adaptive_vs_classifier", "unbounded_eps", "more_iterations"}
+    names = {"iterative_vs_single_step", "adaptive_vs_classifier", "whitebox_vs_transfer"}
+    names |= {"unbounded_eps", "more_iterations"}
     assert set(got) == names
     assert all(all(v) for v in got.values())
 
@@ -46,6 +48,7 @@ def test_each_violation_is_flagged():
             row("fgsm", 0.1, 0.3),
             row("bim", 0.1, 0.6),  # iterative weaker than single-step
             row("fgsm", 0.1, 0.5, "pipeline"),  # adaptive weaker than classifier-only
+            row("fgsm", 0.1, 0.1, "transfer"),  # transfer stronger than white-box
             row("fgsm", 1.0, 0.8),  # an unbounded budget leaves accuracy high
             row("pgd", 0.3, 0.1, iterations=10),
             row("pgd", 0.3, 0.4, iterations=100),  # more iterations raise accuracy
@@ -53,6 +56,7 @@ def test_each_violation_is_flagged():
     )
     assert got["iterative_vs_single_step"] == [False]
     assert got["adaptive_vs_classifier"] == [False]
+    assert got["whitebox_vs_transfer"] == [False]
     assert got["unbounded_eps"] == [False]
     assert got["more_iterations"] == [False]
 

@@ -3,6 +3,8 @@ attack on a real purifier is at least as strong as the classifier-only one."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from torch import nn
@@ -88,3 +90,44 @@ def test_the_pipeline_attack_on_vqunet_is_at_least_as_strong_as_the_classifier_a
         assert adaptive["threat"] == "pipeline" and adaptive["eps"] == seen["eps"]
         assert adaptive["adv_acc"] <= seen["adv_acc"]
     assert rows["pipeline"][-1]["adv_acc"] < rows["pipeline"][-1]["purified_clean_acc"]
+
+
+def test_transfer_splits_the_images_between_the_target_and_round_robin_surrogates():
+    from src.threats import TransferThreat
+
+    surrogates = {name: nn.Linear(1, 1) for name in ("s1", "s2")}
+    threat = TransferThreat(surrogates=["s1", "s2"], mix=0.5)
+    parts = threat.parts(CLASSIFIER, Toy(lambda x: x), 10, surrogates.__getitem__)
+    assert [(model, index.tolist()) for model, index in parts] == [
+        (CLASSIFIER, [0, 1, 2, 3, 4]),
+        (surrogates["s1"], [5, 7, 9]),
+        (surrogates["s2"], [6, 8]),
+    ]
+    pure = TransferThreat(surrogates=["s1"], mix=1.0).parts(CLASSIFIER, None, 4, surrogates.__getitem__)
+    assert len(pure) == 1 and pure[0][0] is surrogates["s1"]
+
+
+def test_transfer_settings_are_checked():
+    from src.threats import TransferThreat
+
+    with pytest.raises(AdvPurifyError, match="at least one surrogate"):
+        TransferThreat(surrogates=[])
+    with pytest.raises(AdvPurifyError, match=r"threat\.mix=1\.5"):
+        TransferThreat(mix=1.5)
+
+
+def test_white_box_is_at_least_as_strong_as_transfer_on_real_data(trained, tmp_path):
+    from src.train import train
+
+    surrogate = ["debug=smoke", "classifier=fmnist_b", f"paths.output_dir={tmp_path}/surrogate"]
+    train(compose_cfg("train", [*surrogate, "data.module.train_limit=3000"], tmp_path))
+    target = tmp_path / "checkpoints" / "fmnist" / "fmnist_a.ckpt"
+    shutil.copyfile(trained["ckpt"], target)
+    common = ["debug=smoke", "attack=fgsm", "eval.eps=[0.3]"]
+    (white,) = evaluate(compose_cfg("eval", common, tmp_path))
+    transfer = ["threat=transfer", "threat.surrogates=[fmnist_b]"]
+    (moved,) = evaluate(compose_cfg("eval", [*common, *transfer], tmp_path))
+    assert moved["threat"] == "transfer"
+    assert white["adv_acc"] <= moved["adv_acc"] < moved["purified_clean_acc"]  # transfers, but weaker
+    with pytest.raises(AdvPurifyError, match="classifier=densenet50_12"):  # an untrained surrogate
+        evaluate(compose_cfg("eval", [*common, "threat=transfer"], tmp_path))
