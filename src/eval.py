@@ -32,7 +32,7 @@ from src.defenses.vq_analysis import vq_analysis
 from src.defenses.vqunet import VQUNet
 from src.device import resolve_device
 from src.errors import AdvPurifyError
-from src.loggers import build_loggers, close_loggers
+from src.loggers import build_loggers, close_loggers, log_results
 from src.results import (
     ANALYSIS_COLUMNS,
     COLUMNS,
@@ -230,6 +230,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
         for logger in loggers:
             logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
         rows.append(row)
+    log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
     close_loggers(loggers)
     fresh = {row["eps"]: row for row in rows}
     rows = [fresh[eps] if eps in fresh else done[eps] for eps in eps_grid]

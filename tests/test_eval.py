@@ -110,3 +110,13 @@ def test_a_rerun_skips_finished_cells_and_resumes_the_rest(trained, tmp_path):
     assert len(read_rows(results)) == 3 and changed[0]["fingerprint"] != first[0]["fingerprint"]
     evaluate(compose_cfg("eval", [*common, "eval.eps=[0.1]", "eval.recompute=true"], tmp_path))
     assert len(read_rows(results)) == 4
+
+
+def test_wandb_gets_the_rows_as_a_table_and_the_accuracy_chart(trained, tmp_path):
+    overrides = ["debug=smoke", f"ckpt={trained['ckpt']}", "attack=fgsm", "logger=wandb"]
+    evaluate(compose_cfg("eval", overrides, tmp_path))
+    (run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    tables = list(run.glob("files/media/table/*.table.json"))
+    assert any(t.name.startswith("results") for t in tables), [t.name for t in tables]
+    text = next(t for t in tables if t.name.startswith("results")).read_text()
+    assert '"adv_acc"' in text and '"fingerprint"' in text
