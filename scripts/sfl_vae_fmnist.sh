@@ -6,7 +6,7 @@
 # over an eps grid for the VAEs (with the L2 reconstruction distance), FGSM and PGD at 0.1 and
 # 0.3 for every defense, and SFL-VAE + voting + Bayes with the voting analysis of section 3.4.5.
 # Usage: scripts/sfl_vae_fmnist.sh [purifiers|voters|eval|all]   (default all; phases run in this order)
-# Knobs (environment): JOBS (parallel training runs, through hydra/launcher=joblib; 1 on a
+# Knobs (environment): JOBS (parallel training runs, through launcher=joblib; 1 on a
 # CPU), TARGET_EPOCHS, PURIFIER_EPOCHS, VOTER_EPOCHS, N (test images), N_GAN (test images for
 # Defense-GAN, whose R x L search costs 2,000 generator passes per image), GAN_SEARCH (e.g.
 # "defense.restarts=2 defense.steps=20"; empty = the paper's R=10, L=200), EXTRA (overrides
@@ -21,7 +21,7 @@ N_GAN=${N_GAN:-2000}
 read -r -a extra <<<"${EXTRA:-}"
 read -r -a gan_search <<<"${GAN_SEARCH:-}"
 common=(data=fmnist logger=csv "${extra[@]}")
-parallel=(hydra/launcher=joblib hydra.launcher.n_jobs="$JOBS")
+parallel=(launcher=joblib hydra.launcher.n_jobs="$JOBS")
 VAES=sfl_vae,vae,defense_vae
 VOTERS=resnet20,resnet32,resnet62,resnet110,densenet50_12,densenet50_24,densenet100_12,densenet100_24,wrn8_8,wrn16_8,wrn16_10,wrn28_10
 

@@ -23,6 +23,7 @@ GROUPS = [
     "callbacks",
     "experiment",
     "debug",
+    "launcher",
 ]
 OPTIONS = [(group, path.stem) for group in GROUPS for path in sorted((CONF / group).glob("*.yaml"))]
 
@@ -55,6 +56,7 @@ PUBLIC = {
     "threat": {"classifier", "pipeline", "transfer"},
     "logger": {"wandb", "csv", "none"},
     "debug": {"smoke"},
+    "launcher": {"joblib", "submitit_local", "slurm"},
 }
 
 

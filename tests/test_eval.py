@@ -120,3 +120,29 @@ def test_wandb_gets_the_rows_as_a_table_and_the_accuracy_chart(trained, tmp_path
     assert any(t.name.startswith("results") for t in tables), [t.name for t in tables]
     text = next(t for t in tables if t.name.startswith("results")).read_text()
     assert '"adv_acc"' in text and '"fingerprint"' in text
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launchers_run_a_sweep_and_a_rerun_resumes_it(launcher, trained, tmp_path):
+    common = [
+        "debug=smoke",
+        "logger=none",
+        f"ckpt={trained['ckpt']}",
+        f"paths.results_file={tmp_path}/r.csv",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+        f"launcher={launcher}",
+        "eval.n=32",
+        "attack=fgsm,bim",
+    ]
+    for _ in range(2):  # the second sweep finds every cell done
+        proc = subprocess.run(
+            [sys.executable, "-m", "src.eval", "-m", *common], cwd=ROOT, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    rows = read_rows(tmp_path / "r.csv")
+    assert sorted((r["attack"], r["eps"]) for r in rows) == [
+        ("bim", "0.1"),
+        ("bim", "0.3"),
+        ("fgsm", "0.1"),
+        ("fgsm", "0.3"),
+    ]
