@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,14 @@ def compose_cfg(config_name: str, overrides: list[str], tmp: Path) -> DictConfig
     with initialize_config_dir(str(CONF), version_base="1.3"):
         quiet = [] if config_name == "report" else ["logger=none"]
         return compose(config_name, overrides=[*quiet, *paths, *overrides])
+
+
+def install_target(trained: dict, tmp: Path) -> Path:
+    """Put the session's fmnist_a where `tmp`'s runs look for it by name."""
+    target = tmp / "checkpoints" / "fmnist" / "fmnist_a.ckpt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(trained["ckpt"], target)
+    return target
 
 
 @pytest.fixture(scope="session")

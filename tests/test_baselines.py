@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,16 +15,14 @@ from src.defenses.defense_vae import DefenseVAE
 from src.errors import AdvPurifyError
 from src.eval import evaluate
 from src.train import build_module, train
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, install_target
 
 
 @pytest.fixture(scope="module")
 def with_target(trained, tmp_path_factory):
     """A tmp project whose checkpoints hold the session's fmnist_a."""
     tmp = tmp_path_factory.mktemp("baselines")
-    target = tmp / "checkpoints" / "fmnist" / "fmnist_a.ckpt"
-    target.parent.mkdir(parents=True)
-    shutil.copyfile(trained["ckpt"], target)
+    install_target(trained, tmp)
     return tmp
 
 

@@ -3,8 +3,6 @@ attack on a real purifier is at least as strong as the classifier-only one."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 from torch import nn
@@ -12,7 +10,7 @@ from torch import nn
 from src.errors import AdvPurifyError
 from src.eval import evaluate
 from src.threats import Pipeline, PipelineThreat
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, install_target
 
 
 class Toy(nn.Module):
@@ -121,8 +119,7 @@ def test_white_box_is_at_least_as_strong_as_transfer_on_real_data(trained, tmp_p
 
     surrogate = ["debug=smoke", "classifier=fmnist_b", f"paths.output_dir={tmp_path}/surrogate"]
     train(compose_cfg("train", [*surrogate, "data.module.train_limit=3000"], tmp_path))
-    target = tmp_path / "checkpoints" / "fmnist" / "fmnist_a.ckpt"
-    shutil.copyfile(trained["ckpt"], target)
+    install_target(trained, tmp_path)
     common = ["debug=smoke", "attack=fgsm", "eval.eps=[0.3]"]
     (white,) = evaluate(compose_cfg("eval", common, tmp_path))
     transfer = ["threat=transfer", "threat.surrogates=[fmnist_b]"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 
@@ -13,7 +11,7 @@ from src.eval import evaluate
 from src.report import report
 from src.results import read_rows
 from src.train import train
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, install_target
 
 VOTE = ["defense=sfl_vae_vote", "defense.voters=[fmnist_b,fmnist_c]", "defense.draws=2"]
 
@@ -26,9 +24,7 @@ def run(tmp, name: str, *overrides: str) -> dict:
 @pytest.fixture(scope="module")
 def voting_setup(trained, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("vote")
-    target = tmp / "checkpoints" / "fmnist" / "fmnist_a.ckpt"
-    target.parent.mkdir(parents=True)
-    shutil.copyfile(trained["ckpt"], target)
+    install_target(trained, tmp)
     run(tmp, "vae", "defense=sfl_vae", "defense.latent_dim=64", "trainer.max_epochs=3")
     for voter in ("fmnist_b", "fmnist_c"):
         run(tmp, voter, "task=retrain", "defense=sfl_vae", f"classifier={voter}", "trainer.max_epochs=2")
