@@ -13,6 +13,21 @@ from src.errors import AdvPurifyError
 BACKENDS = ("art", "native")
 
 
+def parse_norm(norm: str | int | float) -> float:
+    if str(norm) in ("inf", "linf"):
+        return float("inf")
+    if str(norm) in ("2", "l2", "2.0"):
+        return 2.0
+    raise AdvPurifyError(f"attack.norm={norm} is not supported: use inf or 2")
+
+
+def require_budget(name: str, eps: float | None) -> float:
+    """A norm-bounded attack's eps, which every backend needs > 0."""
+    if eps is None or eps <= 0:
+        raise AdvPurifyError(f"attack {name} needs eps > 0, got {eps}")
+    return eps
+
+
 def make_attack(backend: str = "art", **settings: Any):
     if backend == "art":
         from src.attacks.art import ArtAttack

@@ -24,18 +24,11 @@ from art.attacks.evasion import (
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
+from src.attacks import parse_norm, require_budget
 from src.errors import AdvPurifyError
 
 BOUNDED = {"fgsm", "bim", "pgd"}
 MINIMAL_NORM = {"cw", "cw_l2", "deepfool"}
-
-
-def parse_norm(norm: str | int | float) -> float:
-    if str(norm) in ("inf", "linf"):
-        return float("inf")
-    if str(norm) in ("2", "l2", "2.0"):
-        return 2.0
-    raise AdvPurifyError(f"attack.norm={norm} is not supported: use inf or 2")
 
 
 def perturbation_norms(x_adv: torch.Tensor, x: torch.Tensor, norm: float) -> torch.Tensor:
@@ -78,8 +71,8 @@ class ArtAttack:
             raise AdvPurifyError(
                 f"attack {name} has no ART backend: choose one of {sorted(BOUNDED | MINIMAL_NORM)}"
             )
-        if name in BOUNDED and (eps is None or eps <= 0):
-            raise AdvPurifyError(f"attack {name} needs eps > 0, got {eps}")
+        if name in BOUNDED:
+            require_budget(name, eps)
         self.name, self.eps, self.norm = name, eps, parse_norm(norm)
         self.batch_size, self.rel_step, self.overshoot, self.params = (
             batch_size,

@@ -9,10 +9,13 @@ al. 2018). The update is ART's, x + step * sign(grad), so FGSM images match ART'
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.attacks import parse_norm, require_budget
 from src.errors import AdvPurifyError
 
 LINF_ATTACKS = ("fgsm", "bim", "pgd")
@@ -91,12 +94,11 @@ class NativeAttack:
                 f"attack {name} has no native backend yet: use attack.backend=art "
                 f"(native: {list(LINF_ATTACKS)})"
             )
-        if str(norm) not in ("inf", "linf"):
+        if parse_norm(norm) != math.inf:
             raise AdvPurifyError(
                 f"native {name} is L-inf only, got attack.norm={norm}: use attack.backend=art"
             )
-        if eps is None or eps <= 0:
-            raise AdvPurifyError(f"attack {name} needs eps > 0, got {eps}")
+        require_budget(name, eps)
         if num_random_init > 1:
             raise AdvPurifyError("native PGD takes one random start: set attack.num_random_init=1")
         self.name, self.eps, self.batch_size = name, eps, batch_size
