@@ -8,7 +8,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export ADVPURIFY_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,13 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -m "not slow"
+
+# Attack throughput: native vs ART vs torchattacks (needs checkpoints/fmnist/fmnist_a.ckpt, from
+# `make demo`). torchattacks is the benchmark's alone and goes in with --no-deps: its pin
+# requests~=2.25.1 would downgrade requests and urllib3 under wandb; it runs on ours.
+bench: setup
+	$(PY) -m pip install --quiet --no-deps torchattacks==3.5.1
+	$(PY) benchmarks/attack_throughput.py
 
 lint: setup
 	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/pre-commit run --all-files

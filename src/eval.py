@@ -22,8 +22,7 @@ from rich.table import Table
 from torch import nn
 
 from src.api import CONF_DIR, build_defense, defended, load_classifier, target_name
-from src.attacks import parse_norm
-from src.attacks.art import MINIMAL_NORM, within_budget
+from src.attacks import MINIMAL_NORM, parse_norm, within_budget
 from src.checkpoints import stable_path
 from src.console import console, print_config, user_errors
 from src.defenses.base import DefendedClassifier

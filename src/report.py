@@ -6,24 +6,28 @@ from the purified clean accuracy, as in the dissertation's figures. When a cell 
 more than once, its latest row wins. VQ analysis rows (`eval.vq_analysis`), when present,
 get their own figures: one panel per metric, one line per defense and depth; so do voting
 analysis rows (`eval.vote_analysis`): one panel per metric against the number of voters, one
-line per eps, as in the dissertation's Figures 3.14-3.16.
+line per eps, as in the dissertation's Figures 3.14-3.16. The published numbers
+(conf/published/) head the report in the reproduction tables (src/reproduction.py) and are
+drawn as dashed levels in the accuracy figures where a claim covers that defense and attack.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import hydra
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.api import CONF_DIR
 from src.console import console, user_errors
 from src.errors import AdvPurifyError
+from src.reproduction import reproduction_tables
 from src.results import KEY, read_rows
 from src.sanity import Check, sanity_checks
 
@@ -89,13 +93,25 @@ def plot(
     path: Path,
     ylabel: str | None = "accuracy (%)",
     xlabel: str = "eps",
+    levels: dict[str, dict[str, float]] | None = None,
 ) -> None:
+    """One panel per key of `panels`; `levels[panel][line]` draws a dashed published level (%)
+    in that line's colour."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False, sharey=True)
     for ax, (attack, by_defense) in zip(axes[0], sorted(panels.items()), strict=True):
         for defense, curve in sorted(by_defense.items()):
             eps = sorted(curve)
             scale = 100 if ylabel else 1
-            ax.plot(eps, [scale * curve[e] for e in eps], marker="o", label=defense)
+            (line,) = ax.plot(eps, [scale * curve[e] for e in eps], marker="o", label=defense)
+            if defense in (levels or {}).get(attack, {}):
+                level = levels[attack][defense]
+                ax.axhline(
+                    level,
+                    color=line.get_color(),
+                    linestyle="--",
+                    linewidth=1,
+                    label=f"published >= {level:g}",
+                )
         ax.set_title(attack)
         ax.set_xlabel(xlabel)
         if ylabel:
@@ -159,12 +175,23 @@ def sanity_section(checks: list[Check]) -> list[str]:
     return [*head, *table, ""]
 
 
+def published_levels(published: dict[str, Any], data: str) -> dict[str, dict[str, float]]:
+    """attack -> defense -> the published lowest accuracy (%) for that dataset's at_least claims."""
+    out: dict = defaultdict(dict)
+    for defense, claim in published["attacked"].get(data, {}).items():
+        for attack in claim["attacks"] if "at_least" in claim else []:
+            out[attack][defense] = claim["at_least"]
+    return out
+
+
 def report(
     results_file: str | Path,
     out_dir: str | Path,
     analysis_file: str | Path | None = None,
     vote_analysis_file: str | Path | None = None,
+    published: dict[str, Any] | None = None,
 ) -> Path:
+    """REPORT.md and its figures; `published` (conf/published/) adds the reproduction tables."""
     rows = read_rows(results_file)
     if not rows:
         raise AdvPurifyError(f"no results in {results_file}: run `python -m src.eval` first")
@@ -177,9 +204,12 @@ def report(
         "",
     ]
     lines += sanity_section(sanity_checks(rows))
+    if published:
+        lines += reproduction_tables(list(latest_cells(rows).values()), published)
     for (data, classifier, threat), panels in sorted(curves(rows).items()):
         name = f"{data}_{classifier}_{threat}"
-        plot(f"{data} / {classifier} / threat={threat}", panels, out_dir / f"{name}.png")
+        levels = published_levels(published, data) if published else None
+        plot(f"{data} / {classifier} / threat={threat}", panels, out_dir / f"{name}.png", levels=levels)
         lines += [
             f"## {data}, classifier {classifier}, threat `{threat}`",
             "",
@@ -225,7 +255,9 @@ def report(
 def main(cfg: DictConfig) -> None:
     with user_errors():
         paths = cfg.paths
-        path = report(paths.results_file, paths.report_dir, paths.analysis_file, paths.vote_analysis_file)
+        published = OmegaConf.to_container(cfg.published, resolve=True)
+        files = paths.results_file, paths.report_dir, paths.analysis_file, paths.vote_analysis_file
+        path = report(*files, published=published)
     console.print(f"[bold green]report[/] {path}")
 
 

@@ -23,7 +23,7 @@ from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
 from src.defenses.base import needs_training
 from src.defenses.vote import tables_path
-from src.device import resolve_device
+from src.device import resolve_device, trainer_devices
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers
 
@@ -100,7 +100,10 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         for key, node in cfg.callbacks.items()
     ]
     loggers = build_loggers(cfg)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    devices = trainer_devices(cfg.trainer.accelerator, cfg.trainer.devices)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, devices=devices
+    )
     trainer.fit(module, datamodule=datamodule)
     best = trainer.checkpoint_callback.best_model_path
     (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)

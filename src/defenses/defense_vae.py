@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from src import checkpoints
-from src.attacks.native import LINF_ATTACKS, craft
+from src.attacks import BOUNDED
+from src.attacks.native import craft
 from src.defenses.sfl_vae import SFLVAE
 from src.errors import AdvPurifyError
 
@@ -45,9 +46,9 @@ class DefenseVAE(SFLVAE):
         steps: int = 10,
         **vae,
     ) -> None:
-        unknown = sorted(set(attacks) - set(LINF_ATTACKS))
+        unknown = sorted(set(attacks) - set(BOUNDED))
         if unknown or not attacks:
-            raise AdvPurifyError(f"defense_vae attacks={list(attacks)}: choose from {list(LINF_ATTACKS)}")
+            raise AdvPurifyError(f"defense_vae attacks={list(attacks)}: choose from {list(BOUNDED)}")
         if not eps or any(not 0 <= e <= 1 for e in eps):
             raise AdvPurifyError(f"defense_vae eps={list(eps)}: give budgets in [0, 1]")
         super().__init__(name, data, input_shape, num_classes, **vae)
