@@ -8,7 +8,8 @@ model and one set of real test images, beside the floor a k-step attack cannot b
 Every attack runs at its config's settings (conf/attack/; FGSM/BIM/PGD at eps 0.1 L-inf, PGD-L2
 at eps 1.0); torchattacks gets the same eps, step and step count. torchattacks has no CW-L-inf,
 and its CW-L2 is a different algorithm (Adam at one fixed c, no binary search): it runs
-binary_search_steps x max_iter Adam steps, the gradient steps our CW-L2 takes, at c = 1.
+binary_search_steps x max_iter Adam steps, the gradient steps our CW-L2 takes, at c = 1. It
+runs in the configs' batches (`attack.batch_size`), as ours do.
 Minimal-norm attacks (CW, DeepFool) run once on the first `--n-minimal` images: ART's CW-L-inf
 works one image at a time. The success rate (share of images misclassified) is printed beside
 each speed, so a fast attack that fails shows. The median of `--repeats` runs is reported.
@@ -66,6 +67,12 @@ def torchattacks_twin(model, cfg) -> Callable | None:
         attack = torchattacks.DeepFool(model, steps=a.max_iter, overshoot=a.overshoot)
         return lambda x, y: attack(x, y)
     return None
+
+
+def in_batches(attack: Callable, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat(
+        [attack(xb, yb) for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True)]
+    )
 
 
 def timed(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, torch.Tensor]:
@@ -130,8 +137,8 @@ def main() -> None:
             }
             runs = {b: partial(instantiate(c.attack), model, x, y) for b, c in cfgs.items()}
             twin = torchattacks_twin(model, cfgs["native"])
-            if twin is not None:
-                runs["torchattacks"] = partial(twin, x, y)
+            if twin is not None:  # in the same batches as ours
+                runs["torchattacks"] = partial(in_batches, twin, x, y, cfgs["native"].attack.batch_size)
             speed, rate = {}, {}
             for backend, run in runs.items():
                 seconds, x_adv = timed(run, repeats)
