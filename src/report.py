@@ -110,7 +110,7 @@ def plot(
                     color=line.get_color(),
                     linestyle="--",
                     linewidth=1,
-                    label=f"published >= {level:g}",
+                    label=f"{defense}: published >= {level:g}",
                 )
         ax.set_title(attack)
         ax.set_xlabel(xlabel)
