@@ -52,6 +52,14 @@ def check_attack(name: str, norm: str | int | float, eps: float | None) -> float
     return parsed
 
 
+def per_image(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A scalar or one value per image (a budget, a step, a mask), shaped to broadcast over the
+    batch x; numbers take x's dtype, masks stay boolean."""
+    is_mask = torch.is_tensor(value) and value.dtype == torch.bool
+    value = torch.as_tensor(value, dtype=None if is_mask else x.dtype, device=x.device)
+    return value.expand(len(x)).reshape(-1, *[1] * (x.dim() - 1))
+
+
 def perturbation_norms(x_adv: torch.Tensor, x: torch.Tensor, norm: float) -> torch.Tensor:
     """Per-image norm of x_adv - x."""
     return (x_adv - x).flatten(1).norm(p=norm, dim=1)
@@ -60,7 +68,7 @@ def perturbation_norms(x_adv: torch.Tensor, x: torch.Tensor, norm: float) -> tor
 def within_budget(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: float) -> torch.Tensor:
     """Keep x_adv where its perturbation fits the eps ball, the clean image elsewhere."""
     fits = perturbation_norms(x_adv, x, norm) <= eps * (1 + 1e-6)
-    return torch.where(fits.view(-1, *[1] * (x.dim() - 1)), x_adv, x)
+    return torch.where(per_image(fits, x), x_adv, x)
 
 
 @torch.no_grad()
@@ -74,7 +82,7 @@ def keep_fooling(
     raise accuracy (seen here with ART's DeepFool: 50% clean -> 56% "adversarial").
     """
     wrong = torch.cat([model(xb).argmax(1) for xb in x_adv.split(batch_size)]) != y
-    return torch.where(wrong.view(-1, *[1] * (x.dim() - 1)), x_adv, x)
+    return torch.where(per_image(wrong, x), x_adv, x)
 
 
 def make_attack(backend: str = "native", **settings: Any):

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.attacks import per_image
 from src.errors import AdvPurifyError
 
 TANH_SMOOTHER = 0.999999  # ART's: keeps arctanh finite at pixels 0 and 1
@@ -46,10 +47,6 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """z_y - max_{j != y} z_j per image: negative once the model no longer predicts y."""
     other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
     return logits.gather(1, y[:, None]).squeeze(1) - other
-
-
-def per_image(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.reshape(-1, *[1] * (like.dim() - 1))
 
 
 def check(max_iter: int, **positive: float) -> None:
@@ -105,7 +102,7 @@ def cw_l2(
 
     def trial(mask, w, lr, descent, best_lr, best_loss) -> None:
         """Evaluate a line-search step for the images in mask; remember the step if it is best."""
-        evaluate(mask, w[mask] + per_image(lr[mask], w) * descent[mask])
+        evaluate(mask, w[mask] + per_image(lr[mask], descent[mask]) * descent[mask])
         better = loss < best_loss
         best_lr[better], best_loss[better] = lr[better], loss[better]
 
@@ -146,7 +143,7 @@ def cw_l2(
             lr[halvings == 1] /= 2
             update = active & (best_lr > 0)
             if update.any():
-                w[update] += per_image(best_lr[update], w) * descent[update]
+                w[update] += per_image(best_lr[update], descent[update]) * descent[update]
                 x_adv[update] = from_tanh(w[update])
                 evaluate(update, w[update])
                 success = loss - l2 <= 0

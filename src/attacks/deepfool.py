@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from src.attacks import per_image
 from src.errors import AdvPurifyError
 
 TOL = 10e-8  # ART's guard against a zero gradient difference
@@ -47,7 +48,7 @@ def deepfool(
         rows = torch.arange(len(active), device=x.device)
         gap, direction = logit_gaps[rows, nearest], grad_gaps[rows, nearest]
         scale = gap.abs() / (direction.flatten(1).norm(dim=1).square() + TOL)
-        x_adv[active] = (x_adv[active] + scale.reshape(-1, *[1] * (x.dim() - 1)) * direction).clamp(0, 1)
+        x_adv[active] = (x_adv[active] + per_image(scale, direction) * direction).clamp(0, 1)
         with torch.no_grad():
             unflipped = model(x_adv[active]).argmax(1) == classes[active, 0]
         active = active[unflipped]

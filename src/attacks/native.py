@@ -20,21 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.attacks import BOUNDED, check_attack, keep_fooling
+from src.attacks import BOUNDED, check_attack, keep_fooling, per_image
 from src.attacks.carlini_wagner import cw_l2, cw_linf
 from src.attacks.deepfool import deepfool
 from src.errors import AdvPurifyError
 
 
-def per_image(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A budget or step, scalar or one per image, shaped to broadcast over x."""
-    value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
-    return value.expand(len(x)).reshape(-1, *[1] * (x.dim() - 1))
-
-
 def unit_l2(v: torch.Tensor) -> torch.Tensor:
     """v / ||v|| per image; a zero vector stays zero (ART's convention)."""
-    norms = v.flatten(1).norm(dim=1).reshape(-1, *[1] * (v.dim() - 1))
+    norms = per_image(v.flatten(1).norm(dim=1), v)
     return torch.where(norms == 0, v, v / norms)
 
 
