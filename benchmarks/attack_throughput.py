@@ -31,7 +31,6 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from src.api import CONF_DIR
-from src.attacks import MINIMAL_NORM
 from src.checkpoints import load
 
 # label -> (attack config, overrides, gradient steps per image for the floor; None: data-dependent)
@@ -129,7 +128,7 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|---|")
         for label, (name, overrides, steps) in ATTACKS.items():
-            n, repeats = (args.n_minimal, 1) if name in MINIMAL_NORM else (args.n, args.repeats)
+            n, repeats = (args.n_minimal, 1) if steps is None else (args.n, args.repeats)
             x, y = x_all[:n], y_all[:n]
             cfgs = {
                 b: compose("eval", overrides=[f"attack={name}", f"attack.backend={b}", *overrides])

@@ -45,6 +45,6 @@ if [[ $phase == eval || $phase == all ]]; then
   $PY -m src.eval -m "${common[@]}" defense=defense_gan "${gan_search[@]}" attack=fgsm,pgd eval.n="$N_GAN" \
     'eval.eps=[0.1,0.3]'
   $PY -m src.eval -m "${common[@]}" defense=sfl_vae_vote retrained=true attack=fgsm,pgd eval.n="$N" \
-    'eval.eps=[0.1,0.3]' eval.vote_analysis=true
+    'eval.eps=[0.1,0.3]' 'eval.analyses=[vote_analysis]'
   $PY -m src.report
 fi

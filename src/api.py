@@ -12,12 +12,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra.utils import get_class, instantiate
+from hydra.errors import MissingConfigException
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
 from src import checkpoints
-from src.defenses.base import DefendedClassifier, needs_training
+from src.defenses.base import (
+    CompositeDefense,
+    DefendedClassifier,
+    Defense,
+    TrainedPurifier,
+    checked,
+    defense_class,
+)
 from src.errors import AdvPurifyError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -33,17 +41,16 @@ def load_classifier(
     """A trained classifier, frozen, in eval mode; `ckpt` overrides checkpoints/<data>/<name>.ckpt."""
     path = ckpt or checkpoints.stable_path(checkpoint_dir, data, name)
     hint = f"train it with `python -m src.train data={data} classifier={name}`"
-    module = checkpoints.load(path, "classifier", data, input_shape, hint)
-    if module.hparams.name != name:
-        raise AdvPurifyError(
-            f"{path} holds classifier {module.hparams.name}, not {name}: set classifier={module.hparams.name}"
-        )
-    return module
+    return checkpoints.load(path, "classifier", data, input_shape, hint, name=name)
 
 
 def target_name(classifier: str, defense: DictConfig, retrained: bool) -> str:
     """The classifier a run uses: `<classifier>+<purifier>` when retrained on the purifier's outputs."""
-    return f"{classifier}+{defense.get('purifier', defense.name)}" if retrained else classifier
+    return (
+        checkpoints.retrained_name(classifier, defense.get("purifier", defense.name))
+        if retrained
+        else classifier
+    )
 
 
 def build_defense(
@@ -53,37 +60,34 @@ def build_defense(
     checkpoint_dir: str | Path = "checkpoints",
     input_shape: tuple[int, ...] | None = None,
     classifier: str | None = None,
-) -> nn.Module:
-    """A defense from its config: from its checkpoint if it has weights; a composite defense
-    (one with `from_checkpoints`, e.g. voting) from its parts' checkpoints and, given the
-    target's name, its decision tables; else built directly."""
-    cls = get_class(cfg._target_)
-    if hasattr(cls, "from_checkpoints"):
-        return cls.from_checkpoints(cfg, data, checkpoint_dir, input_shape, classifier).eval()
-    if not needs_training(cfg._target_):
-        return instantiate(cfg).eval()
+) -> Defense:
+    """A defense from its config, by its form (src/defenses/base.py): a trained purifier from its
+    checkpoint, with the config's test-time settings; a composite from its parts' checkpoints
+    (and, given the target's name, what it prepared for it); any other built directly."""
+    cls = defense_class(cfg._target_)
+    if issubclass(cls, CompositeDefense):
+        return checked(cls.from_checkpoints(cfg, data, checkpoint_dir, input_shape, classifier).eval())
+    if not issubclass(cls, TrainedPurifier):
+        return checked(instantiate(cfg).eval())
     path = ckpt or checkpoints.stable_path(checkpoint_dir, data, cfg.name)
     hint = f"train it with `python -m src.train data={data} defense={cfg.name}`"
-    module = checkpoints.load(path, "defense", data, input_shape, hint)
-    if module.hparams.name != cfg.name:
-        raise AdvPurifyError(
-            f"{path} holds defense {module.hparams.name}, not {cfg.name}: set defense={module.hparams.name}"
-        )
-    for key in getattr(module, "test_time_hparams", ()):
+    module = checkpoints.load(path, "defense", data, input_shape, hint, name=cfg.name)
+    for key in module.test_time_hparams:
         module.hparams[key] = cfg[key]
-    return module
+    return checked(module)
 
 
 def load_defense(
     data: str, name: str, ckpt: str | Path | None = None, checkpoint_dir: str | Path = "checkpoints"
 ) -> nn.Module:
-    """A defense by its config name (`conf/defense/<name>.yaml`); `none` is the identity."""
-    path = CONF_DIR / "defense" / f"{name}.yaml"
-    if not path.exists():
-        options = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise AdvPurifyError(f"unknown defense {name!r}: choose one of {options}")
+    """A defense by its config name (`conf/defense/<name>.yaml`, or one registered in Hydra's
+    ConfigStore); `none` is the identity."""
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"defense={name}"]).defense  # follows the config's defaults
+        try:
+            cfg = compose("train", overrides=[f"defense={name}"]).defense  # follows the config's defaults
+        except MissingConfigException as err:
+            options = sorted(p.stem for p in (CONF_DIR / "defense").glob("*.yaml"))
+            raise AdvPurifyError(f"unknown defense {name!r}: choose one of {options}") from err
     return build_defense(cfg, data, ckpt, checkpoint_dir)
 
 

@@ -25,6 +25,11 @@ def stable_path(checkpoint_dir: str | Path, data: str, name: str) -> Path:
     return Path(checkpoint_dir) / data / f"{name}.ckpt"
 
 
+def retrained_name(classifier: str, purifier: str) -> str:
+    """A classifier retrained on a purifier's outputs (`src.train task=retrain`): its own name."""
+    return f"{classifier}+{purifier}"
+
+
 def publish(best: str | Path, dest: Path) -> None:
     """Copy the best checkpoint to its stable place atomically (a reader never sees half a file)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -82,8 +87,10 @@ def load(
     data: str,
     input_shape: tuple[int, ...] | None = None,
     hint: str = "",
+    name: str | None = None,
 ) -> pl.LightningModule:
-    """Rebuild a trained module from its checkpoint, frozen and in eval mode, on the CPU."""
+    """Rebuild a trained module from its checkpoint, frozen and in eval mode, on the CPU; given
+    `name`, the checkpoint must hold the model of that name."""
     path = Path(path)
     if not path.exists():
         raise AdvPurifyError(
@@ -109,6 +116,9 @@ def load(
             f"{path} expects inputs of shape {tuple(meta['input_shape'])}, but the data gives "
             f"{tuple(input_shape)}: set data.image_size={meta['input_shape'][-1]}"
         )
+    if name is not None and meta["name"] != name:
+        option = "classifier" if kind == "classifier" else "defense"
+        raise AdvPurifyError(f"{path} holds {kind} {meta['name']}, not {name}: set {option}={meta['name']}")
     module_name, _, class_name = meta["class"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
     module = cls(**ckpt["hyper_parameters"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import subprocess
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -22,26 +24,16 @@ from rich.table import Table
 from torch import nn
 
 from src.api import CONF_DIR, build_defense, defended, load_classifier, target_name
-from src.attacks import MINIMAL_NORM, parse_norm, within_budget
+from src.attacks import parse_norm, within_budget
+from src.attacks.base import Attack, attack_class
 from src.checkpoints import stable_path
 from src.console import console, print_config, user_errors
-from src.defenses.base import DefendedClassifier
-from src.defenses.vote import VotingDefense
-from src.defenses.vote_analysis import vote_analysis
-from src.defenses.vq_analysis import vq_analysis
-from src.defenses.vqunet import VQUNet
+from src.data.base import ImageDataModule
+from src.defenses.base import Analysis, DefendedClassifier, Defense, defense_class
 from src.device import resolve_device
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers, log_results
-from src.results import (
-    ANALYSIS_COLUMNS,
-    COLUMNS,
-    KEY,
-    VOTE_ANALYSIS_COLUMNS,
-    append_rows,
-    fingerprint,
-    finished_rows,
-)
+from src.results import COLUMNS, KEY, append_rows, fingerprint, finished_rows, write_layout
 from src.threats import Parts
 
 
@@ -107,11 +99,9 @@ def purified_scores(
 
 @torch.inference_mode()
 def decision_accuracies(
-    defense: nn.Module, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, suffix: str
+    defense: Defense, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, suffix: str
 ) -> dict[str, float]:
-    """`<decision>_<suffix>` for a defense with its own decision rules (voting: vote, bayes); else {}."""
-    if not hasattr(defense, "decide"):
-        return {}
+    """`<decision>_<suffix>` for each decision of the defense's own (`Defense.decide`)."""
     correct: dict[str, int] = {}
     for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
         for decision, predicted in defense.decide(classifier, xb).items():
@@ -119,7 +109,37 @@ def decision_accuracies(
     return {f"{decision}_{suffix}": hits / len(y) for decision, hits in correct.items()}
 
 
-def craft(attack, parts: Parts, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+class Crafter:
+    """Adversarial images per eps. Every attack of the grid is built up front, so a bad setting
+    stops before any image is attacked; a minimal-norm attack is built and crafted once, and
+    each budget keeps the examples within its ball."""
+
+    def __init__(self, attack: DictConfig, eps_grid: list[float]) -> None:
+        self.minimal = attack_class(attack._target_).minimal_norm is not None
+        if self.minimal:
+            self.attacks = {None: instantiate(attack)}
+        else:
+            self.attacks = {eps: instantiate(attack, eps=eps) for eps in eps_grid if eps > 0}
+        self.crafted: torch.Tensor | None = None
+        self.craft_seconds = 0.0
+
+    def __call__(
+        self, parts: Parts, x: torch.Tensor, y: torch.Tensor, eps: float
+    ) -> tuple[torch.Tensor, float]:
+        """x_adv at eps and the attack's seconds (a minimal-norm row reports its one crafting)."""
+        start = time.perf_counter()
+        if eps == 0:
+            return x, time.perf_counter() - start
+        if not self.minimal:
+            return craft(self.attacks[eps], parts, x, y), time.perf_counter() - start
+        if self.crafted is None:
+            self.crafted = craft(self.attacks[None], parts, x, y)
+            self.craft_seconds = time.perf_counter() - start
+        attack = self.attacks[None]
+        return within_budget(self.crafted, x, eps, attack.norm), self.craft_seconds
+
+
+def craft(attack: Attack, parts: Parts, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Each part's images attacked on that part's model (the threat model's split)."""
     x_adv = x.clone()
     for model, index in parts:
@@ -128,15 +148,25 @@ def craft(attack, parts: Parts, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return x_adv
 
 
-def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
-    norm = parse_norm(cfg.attack.norm)
-    eps_grid = validate_eps(cfg.eval.eps, norm)
-    pl.seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    datamodule = instantiate(cfg.data.module)
-    shape = datamodule.input_shape
-    name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
-    stamp = run_fingerprint(cfg, datamodule.name, name)
+@dataclass
+class Plan:
+    """Which cells of the grid a run computes, and the finished rows it reuses."""
+
+    fingerprint: str
+    done: dict[float, dict[str, Any]]
+    todo: list[float]
+    analyses: list[Analysis]
+
+
+def plan(cfg: DictConfig, data: str, classifier: str, eps_grid: list[float]) -> Plan:
+    offered = {a.name: a for a in defense_class(cfg.defense._target_).analyses}
+    for name in cfg.eval.analyses:
+        if name not in offered:
+            raise AdvPurifyError(
+                f"eval.analyses names {name}, which defense={cfg.defense.name} does not offer: "
+                f"it offers {sorted(offered) or 'none'}"
+            )
+    stamp = run_fingerprint(cfg, data, classifier)
     done = {} if cfg.eval.recompute else finished_rows(cfg.paths.results_file, stamp)
     todo = [eps for eps in eps_grid if eps not in done]
     if len(todo) < len(eps_grid):
@@ -145,95 +175,122 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
             f"[yellow]already in {cfg.paths.results_file}[/], not recomputed: eps {skipped} "
             "(eval.recompute=true redoes them)"
         )
-    if not todo:
-        rows = [done[eps] for eps in eps_grid]
-        print_rows(rows)
-        return rows
-    classifier = load_classifier(datamodule.name, name, cfg.ckpt, cfg.paths.checkpoint_dir, shape).to(device)
-    defense = build_defense(
-        cfg.defense, datamodule.name, cfg.defense_ckpt, cfg.paths.checkpoint_dir, shape, name
-    ).to(device)
-    if cfg.eval.vq_analysis and not isinstance(defense, VQUNet):
-        raise AdvPurifyError(
-            f"eval.vq_analysis=true needs a VQUNet-family defense, not defense={cfg.defense.name}"
-        )
-    if cfg.eval.vote_analysis and not isinstance(defense, VotingDefense):
-        raise AdvPurifyError(
-            "eval.vote_analysis=true needs a voting defense (e.g. sfl_vae_vote), "
-            f"not defense={cfg.defense.name}"
-        )
-    model = defended(classifier, defense)
+    return Plan(stamp, done, todo, [offered[name] for name in cfg.eval.analyses])
+
+
+@dataclass
+class Loaded:
+    """The models and images one run attacks."""
+
+    classifier: nn.Module
+    defense: Defense
+    model: DefendedClassifier
+    x: torch.Tensor
+    y: torch.Tensor
+    parts: Parts
+
+
+def load(cfg: DictConfig, datamodule: ImageDataModule, name: str, device: torch.device) -> Loaded:
+    shape, ckpt_dir = datamodule.input_shape, cfg.paths.checkpoint_dir
+    classifier = load_classifier(datamodule.name, name, cfg.ckpt, ckpt_dir, shape).to(device)
+    defense = build_defense(cfg.defense, datamodule.name, cfg.defense_ckpt, ckpt_dir, shape, name).to(device)
     x, y = (t.to(device) for t in datamodule.test_tensors(cfg.eval.n))
 
-    def load(surrogate: str) -> nn.Module:
-        return load_classifier(datamodule.name, surrogate, None, cfg.paths.checkpoint_dir, shape).to(device)
+    def surrogate(other: str) -> nn.Module:
+        return load_classifier(datamodule.name, other, None, ckpt_dir, shape).to(device)
 
-    parts = instantiate(cfg.threat, _convert_="all").parts(classifier, defense, len(y), load)
+    parts = instantiate(cfg.threat, _convert_="all").parts(classifier, defense, len(y), surrogate)
+    return Loaded(classifier, defense, defended(classifier, defense), x, y, parts)
 
-    batch = cfg.eval.batch_size
-    purified_acc, clean_l1, _ = purified_scores(model, x, x, y, batch)
-    base = {
-        "data": datamodule.name,
+
+def clean_columns(cfg: DictConfig, loaded: Loaded, data: str, name: str, stamp: str) -> dict[str, Any]:
+    """What every row of the run shares: its key but eps, and the clean accuracies."""
+    batch, x, y = cfg.eval.batch_size, loaded.x, loaded.y
+    purified_acc, clean_l1, _ = purified_scores(loaded.model, x, x, y, batch)
+    return {
+        "data": data,
         "defense": cfg.defense.name,
         "classifier": name,
         "attack": cfg.attack.name,
         "threat": cfg.threat.name,
         "n": len(y),
-        "clean_acc": accuracy(classifier, x, y, batch),
+        "clean_acc": accuracy(loaded.classifier, x, y, batch),
         "purified_clean_acc": purified_acc,
         "clean_recon_l1_255": clean_l1,
         "seed": cfg.seed,
         "commit": git_commit(),
         "fingerprint": stamp,
     }
-    decided = decision_accuracies(defense, classifier, x, y, batch, "clean_acc")
-    loggers = build_loggers(cfg)
-    minimal = cfg.attack.name in MINIMAL_NORM
-    rows, crafted, craft_seconds = [], None, 0.0
-    for step, eps in enumerate(todo):
-        start = time.perf_counter()
-        if eps == 0:
-            x_adv = x
-        elif minimal:  # one attack serves every budget; each row reports its cost
-            if crafted is None:
-                crafted = craft(instantiate(cfg.attack), parts, x, y)
-                craft_seconds = time.perf_counter() - start
-            x_adv = within_budget(crafted, x, eps, norm)
-        else:
-            x_adv = craft(instantiate(cfg.attack, eps=eps), parts, x, y)
-        seconds = craft_seconds if minimal and eps > 0 else time.perf_counter() - start
-        delta = (x_adv - x).flatten(1)
-        adv_acc, adv_l1, adv_l2 = purified_scores(model, x_adv, x, y, batch)
-        row = {
-            **base,
-            "eps": eps,
-            "adv_acc": adv_acc,
-            "adv_recon_l1_255": adv_l1,
-            "adv_recon_l2": adv_l2,
-            "l2_mean": delta.norm(dim=1).mean().item(),
-            "linf_max": delta.abs().max().item(),
-            "iterations": cfg.attack.get("max_iter", 1),
-            "seconds": round(seconds, 3),
-        }
-        row = {column: row[column] for column in COLUMNS}
-        row |= decided | decision_accuracies(defense, classifier, x_adv, y, batch, "acc")
-        append_rows(cfg.paths.results_file, [row])
-        cell = {k: row[k] for k in (*KEY, "n", "seed", "commit")}
-        if cfg.eval.vq_analysis and eps > 0:
-            found = vq_analysis(defense, x, x_adv, batch)
-            analysis = [{**cell, "metric": m, "depth": d, "value": v} for m, d, v in found]
-            append_rows(cfg.paths.analysis_file, analysis, ANALYSIS_COLUMNS)
-        if cfg.eval.vote_analysis:
-            found = vote_analysis(defense, x_adv, y, batch, cfg.seed)
-            analysis = [{**cell, "metric": m, "voters": r, "value": v} for m, r, v in found]
-            append_rows(cfg.paths.vote_analysis_file, analysis, VOTE_ANALYSIS_COLUMNS)
-        for logger in loggers:
-            logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
-        rows.append(row)
-    log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
-    close_loggers(loggers)
+
+
+def measure(
+    loaded: Loaded, crafter: Crafter, eps: float, base: dict[str, Any], batch: int, iterations: int
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """One (attack, eps) cell: its results row and the adversarial images."""
+    x, y = loaded.x, loaded.y
+    x_adv, seconds = crafter(loaded.parts, x, y, eps)
+    delta = (x_adv - x).flatten(1)
+    adv_acc, adv_l1, adv_l2 = purified_scores(loaded.model, x_adv, x, y, batch)
+    row = {
+        **base,
+        "eps": eps,
+        "adv_acc": adv_acc,
+        "adv_recon_l1_255": adv_l1,
+        "adv_recon_l2": adv_l2,
+        "l2_mean": delta.norm(dim=1).mean().item(),
+        "linf_max": delta.abs().max().item(),
+        "iterations": iterations,
+        "seconds": round(seconds, 3),
+    }
+    row = {column: row[column] for column in COLUMNS}
+    clean_decisions = decision_accuracies(loaded.defense, loaded.classifier, x, y, batch, "clean_acc")
+    adv_decisions = decision_accuracies(loaded.defense, loaded.classifier, x_adv, y, batch, "acc")
+    return row | clean_decisions | adv_decisions, x_adv
+
+
+def write(
+    cfg: DictConfig, loaded: Loaded, analyses: list[Analysis], row: dict[str, Any], x_adv: torch.Tensor
+) -> None:
+    """The row, and the rows of every requested analysis of its cell, each appended at once."""
+    append_rows(cfg.paths.results_file, [row])
+    cell = {k: row[k] for k in (*KEY, "n", "seed", "commit")}
+    for analysis in analyses:
+        if analysis.adversarial_only and row["eps"] == 0:
+            continue
+        found = analysis.measure(
+            loaded.defense, loaded.classifier, loaded.x, x_adv, loaded.y, cfg.eval.batch_size, cfg.seed
+        )
+        rows = [{**cell, **dict(zip((*analysis.columns, "value"), values, strict=True))} for values in found]
+        path = Path(cfg.paths.results_dir) / f"{analysis.name}.csv"
+        append_rows(path, rows, (*KEY, "n", *analysis.columns, "value", "seed", "commit"))
+        write_layout(path.with_suffix(".layout.json"), analysis.layout())
+
+
+def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
+    norm = parse_norm(cfg.attack.norm)
+    eps_grid = validate_eps(cfg.eval.eps, norm)
+    crafter = Crafter(cfg.attack, eps_grid)
+    pl.seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    datamodule = instantiate(cfg.data.module)
+    name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
+    todo = plan(cfg, datamodule.name, name, eps_grid)
+    rows = []
+    if todo.todo:
+        loaded = load(cfg, datamodule, name, device)
+        base = clean_columns(cfg, loaded, datamodule.name, name, todo.fingerprint)
+        loggers = build_loggers(cfg)
+        iterations = cfg.attack.get("max_iter", 1)
+        for step, eps in enumerate(todo.todo):
+            row, x_adv = measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)
+            write(cfg, loaded, todo.analyses, row, x_adv)
+            for logger in loggers:
+                logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
+            rows.append(row)
+        log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
+        close_loggers(loggers)
     fresh = {row["eps"]: row for row in rows}
-    rows = [fresh[eps] if eps in fresh else done[eps] for eps in eps_grid]
+    rows = [fresh[eps] if eps in fresh else todo.done[eps] for eps in eps_grid]
     print_rows(rows)
     return rows
 
@@ -244,7 +301,7 @@ def run_fingerprint(cfg: DictConfig, data: str, classifier: str) -> str:
         key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("attack", "defense", "threat")
     }
     settings |= {"data": OmegaConf.to_container(cfg.data, resolve=True), "n": cfg.eval.n, "seed": cfg.seed}
-    settings |= {"analyses": [cfg.eval.vq_analysis, cfg.eval.vote_analysis]}  # their rows come with the cell
+    settings |= {"analyses": sorted(cfg.eval.analyses)}  # their rows come with the cell
     ckpt_dir = cfg.paths.checkpoint_dir
     files = [cfg.ckpt or stable_path(ckpt_dir, data, classifier)]
     files.append(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name))

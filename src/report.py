@@ -3,10 +3,9 @@
 Reads only the results table (STYLE: report knows nothing else). One figure per
 (data, classifier, threat), one panel per attack, one line per defense, starting at eps 0
 from the purified clean accuracy, as in the dissertation's figures. When a cell was run
-more than once, its latest row wins. VQ analysis rows (`eval.vq_analysis`), when present,
-get their own figures: one panel per metric, one line per defense and depth; so do voting
-analysis rows (`eval.vote_analysis`): one panel per metric against the number of voters, one
-line per eps, as in the dissertation's Figures 3.14-3.16. The published numbers
+more than once, its latest row wins. A defense's own decisions (voting: vote, bayes) are
+lines of their own. Each analysis table beside the results (`eval.analyses`) gets its own
+figures, laid out as the analysis declared (`<name>.layout.json`). The published numbers
 (conf/published/) head the report in the reproduction tables (src/reproduction.py) and are
 drawn as dashed levels in the accuracy figures where a claim covers that defense and attack.
 """
@@ -28,11 +27,10 @@ from src.api import CONF_DIR
 from src.console import console, user_errors
 from src.errors import AdvPurifyError
 from src.reproduction import reproduction_tables
-from src.results import KEY, read_rows
+from src.results import KEY, analysis_tables, decision_names, read_rows
 from src.sanity import Check, sanity_checks
 
 Curve = dict[float, float]
-DECISIONS = ("vote", "bayes")  # extra decision columns of voting defenses (src.eval)
 
 
 def latest_cells(rows: list[dict[str, str]]) -> dict[tuple, dict[str, str]]:
@@ -49,7 +47,7 @@ def curves(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], dict[str, d
     for row in latest_cells(rows).values():
         lines = out[row["data"], row["classifier"], row["threat"]][row["attack"]]
         decisions = [("", "purified_clean_acc", "adv_acc")]
-        decisions += [(f" {d}", f"{d}_clean_acc", f"{d}_acc") for d in DECISIONS if row.get(f"{d}_acc")]
+        decisions += [(f" {d}", f"{d}_clean_acc", f"{d}_acc") for d in decision_names(row)]
         for suffix, clean, adversarial in decisions:
             curve = lines[row["defense"] + suffix]
             curve.setdefault(0.0, float(row[clean]))
@@ -66,25 +64,38 @@ def fidelity(rows: list[dict[str, str]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def analysis_curves(rows: list[dict[str, str]]) -> dict[tuple[str, ...], dict[str, dict[str, Curve]]]:
-    """(data, classifier, threat, attack) -> metric -> "<defense> d<depth>" -> {eps: value}."""
-    latest = {tuple(row[k] for k in (*KEY, "metric", "depth")): row for row in rows}
+FIGURE_KEY = ("data", "defense", "classifier", "threat", "attack", "eps")  # the order of figure names
+
+
+def analysis_figures(
+    layout: dict[str, Any], rows: list[dict[str, str]]
+) -> dict[tuple[str, ...], dict[str, dict[str, Curve]]]:
+    """figure (the key columns that are neither axis nor line) -> metric -> line -> {x: value}.
+
+    The layout is the one the analysis declared (`Analysis`); the latest row of a point wins.
+    """
+    axis, lines = layout["axis"], layout["lines"]
+    figure = [k for k in FIGURE_KEY if k != axis and k not in lines]
+    latest = {tuple(row[k] for k in (*KEY, *layout["columns"])): row for row in rows}
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     for row in latest.values():
-        where = "image" if row["depth"] == "0" else f"d{row['depth']}"
-        panel = out[row["data"], row["classifier"], row["threat"], row["attack"]][row["metric"]]
-        panel[f"{row['defense']} {where}"][float(row["eps"])] = float(row["value"])
+        label = layout["line_label"].format(**row)
+        out[tuple(row[k] for k in figure)][row["metric"]][label][float(row[axis])] = float(row["value"])
     return out
 
 
-def vote_curves(rows: list[dict[str, str]]) -> dict[tuple[str, ...], dict[str, dict[str, Curve]]]:
-    """(data, classifier, threat, attack, defense) -> metric -> "eps <eps>" -> {voters: value}."""
-    latest = {tuple(row[k] for k in (*KEY, "metric", "voters")): row for row in rows}
-    out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
-    for row in latest.values():
-        cell = row["data"], row["classifier"], row["threat"], row["attack"], row["defense"]
-        out[cell][row["metric"]][f"eps {float(row['eps']):g}"][int(row["voters"])] = float(row["value"])
-    return out
+def analysis_section(
+    name: str, layout: dict[str, Any], rows: list[dict[str, str]], out_dir: Path
+) -> list[str]:
+    """One figure and table per cell of an analysis table."""
+    lines = []
+    for key, panels in sorted(analysis_figures(layout, rows).items()):
+        figure = "_".join((name, *key))
+        title = f"{layout['title']}: {' / '.join(key)}"
+        plot(title, panels, out_dir / f"{figure}.png", None, xlabel=layout["axis_label"])
+        lines += [f"## {title}", "", layout["description"], "", f"![{figure}]({figure}.png)", ""]
+        lines += [*table(panels, "metric", clean=False, column=layout["axis_label"]), ""]
+    return lines
 
 
 def plot(
@@ -184,14 +195,9 @@ def published_levels(published: dict[str, Any], data: str) -> dict[str, dict[str
     return out
 
 
-def report(
-    results_file: str | Path,
-    out_dir: str | Path,
-    analysis_file: str | Path | None = None,
-    vote_analysis_file: str | Path | None = None,
-    published: dict[str, Any] | None = None,
-) -> Path:
-    """REPORT.md and its figures; `published` (conf/published/) adds the reproduction tables."""
+def report(results_file: str | Path, out_dir: str | Path, published: dict[str, Any] | None = None) -> Path:
+    """REPORT.md and its figures, with every analysis table found beside the results table;
+    `published` (conf/published/) adds the reproduction tables."""
     rows = read_rows(results_file)
     if not rows:
         raise AdvPurifyError(f"no results in {results_file}: run `python -m src.eval` first")
@@ -228,24 +234,8 @@ def report(
             *(f"| {d} | {v:.1f} |" for d, v in sorted(by_defense.items(), key=lambda kv: kv[1])),
             "",
         ]
-    analysis = analysis_curves(read_rows(analysis_file) if analysis_file else [])
-    for (data, classifier, threat, attack), panels in sorted(analysis.items()):
-        name = f"vq_analysis_{data}_{classifier}_{threat}_{attack}"
-        plot(
-            f"VQ analysis: {data} / {classifier} / {attack} / threat={threat}",
-            panels,
-            out_dir / f"{name}.png",
-            None,
-        )
-        lines += [f"## VQ analysis: {data}, classifier {classifier}, {attack}, threat `{threat}`", ""]
-        lines += [f"![{name}]({name}.png)", "", *table(panels, "metric", clean=False), ""]
-    votes = vote_curves(read_rows(vote_analysis_file) if vote_analysis_file else [])
-    for (data, classifier, threat, attack, defense), panels in sorted(votes.items()):
-        name = f"vote_analysis_{data}_{defense}_{classifier}_{threat}_{attack}"
-        title = f"Voting analysis: {data} / {defense} / {classifier} / {attack} / threat={threat}"
-        plot(title, panels, out_dir / f"{name}.png", None, xlabel="voters")
-        lines += [f"## {title}", "", "Section 3.4.5's rates (0-1) against the number of voters.", ""]
-        lines += [f"![{name}]({name}.png)", "", *table(panels, "metric", clean=False, column="R"), ""]
+    for name, (layout, analysis_rows) in analysis_tables(Path(results_file).parent).items():
+        lines += analysis_section(name, layout, analysis_rows, out_dir)
     path = out_dir / "REPORT.md"
     path.write_text("\n".join(lines))
     return path
@@ -256,8 +246,7 @@ def main(cfg: DictConfig) -> None:
     with user_errors():
         paths = cfg.paths
         published = OmegaConf.to_container(cfg.published, resolve=True)
-        files = paths.results_file, paths.report_dir, paths.analysis_file, paths.vote_analysis_file
-        path = report(*files, published=published)
+        path = report(paths.results_file, paths.report_dir, published=published)
     console.print(f"[bold green]report[/] {path}")
 
 

@@ -36,9 +36,6 @@ COLUMNS = (
     "commit",
     "fingerprint",  # what made the row: settings and checkpoint versions (see `fingerprint`)
 )
-# Long-format analysis tables (e.g. the VQ analysis): one measured value per row.
-ANALYSIS_COLUMNS = (*KEY, "n", "metric", "depth", "value", "seed", "commit")
-VOTE_ANALYSIS_COLUMNS = (*KEY, "n", "metric", "voters", "value", "seed", "commit")
 
 
 def read_rows(path: str | Path) -> list[dict[str, str]]:
@@ -87,6 +84,30 @@ def append_rows(
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def write_layout(path: str | Path, layout: dict[str, Any]) -> None:
+    """An analysis table's plotting layout beside it (`Analysis.layout`), for the report."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(layout, f, indent=1)
+    os.replace(tmp, path)
+
+
+def analysis_tables(results_dir: str | Path) -> dict[str, tuple[dict[str, Any], list[dict[str, str]]]]:
+    """name -> (layout, rows) for every analysis table eval wrote into `results_dir`."""
+    out = {}
+    for layout in sorted(Path(results_dir).glob("*.layout.json")):
+        name = layout.name.removesuffix(".layout.json")
+        out[name] = json.loads(layout.read_text()), read_rows(layout.with_name(f"{name}.csv"))
+    return out
+
+
+def decision_names(row: dict[str, str]) -> list[str]:
+    """A defense's own decisions in a results row (`<d>_clean_acc` and `<d>_acc`, e.g. vote)."""
+    own = [c.removesuffix("_clean_acc") for c in row if c.endswith("_clean_acc")]
+    return [d for d in own if row.get(f"{d}_acc") not in (None, "")]
 
 
 def fingerprint(settings: dict[str, Any], files: Iterable[str | Path]) -> str:

@@ -2,7 +2,8 @@
 
 With `defense=none` it trains `classifier=`; with a defense that has weights it trains that
 defense instead; with `task=retrain` it trains the classifier on that defense's outputs;
-with `task=tables` it counts a voting defense's Bayesian-update tables on the training set.
+with `task=tables` it prepares a composite defense (voting: counts its Bayesian-update tables
+on the training set).
 The best validation epoch (by the module's own `checkpoint_monitor`) is
 tested on the whole test split and copied to `checkpoints/<data>/<name>.ckpt`, where
 `src.eval` and `src.api` find it by name.
@@ -12,17 +13,15 @@ from __future__ import annotations
 
 import hydra
 import pytorch_lightning as pl
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src import checkpoints
-from src.api import CONF_DIR, build_defense, load_classifier, target_name
-from src.checkpoints import publish, stable_path
+from src.api import CONF_DIR, build_defense
+from src.checkpoints import publish, retrained_name, stable_path
 from src.classifiers.module import ClassifierModule
 from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
-from src.defenses.base import needs_training
-from src.defenses.vote import tables_path
+from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class
 from src.device import resolve_device, trainer_devices
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers
@@ -33,7 +32,9 @@ TASKS = ("fit", "retrain", "tables")
 def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> pl.LightningModule:
     """The module `cfg` asks to train.
 
-    task=fit trains the defense if it has weights, else the classifier. task=retrain trains
+    task=fit trains the defense if it has weights (a `TrainedPurifier`), the classifier when
+    defense=none, and refuses a defense assembled from other models (it has nothing to fit,
+    and fitting the classifier instead would replace the published one). task=retrain trains
     the classifier on the defense's outputs (SPEC 3.3 protocol), under the name
     `<classifier>+<defense>` that `src.eval retrained=true` loads.
     """
@@ -45,48 +46,44 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> pl.LightningMo
         "num_classes": datamodule.num_classes,
     }
     name = cfg.classifier.name
-    if cfg.task == "fit" and needs_training(cfg.defense._target_):
+    cls = defense_class(cfg.defense._target_)
+    if cfg.task == "fit" and issubclass(cls, TrainedPurifier):
         return instantiate(cfg.defense, _convert_="all", **shape)
+    if cfg.task == "fit" and issubclass(cls, CompositeDefense):
+        raise AdvPurifyError(
+            f"defense={cfg.defense.name} has no weights of its own to train: {cls.parts_hint(cfg.defense)}"
+        )
     if cfg.task == "retrain":
-        if cfg.defense.name == "none":
-            raise AdvPurifyError("task=retrain trains on a purifier's outputs: choose one with defense=")
+        if not issubclass(cls, TrainedPurifier):
+            raise AdvPurifyError(
+                "task=retrain trains on a trained purifier's outputs: choose one with defense= "
+                f"(e.g. defense=vqunet), not defense={cfg.defense.name}"
+            )
         ckpt_dir, size = cfg.paths.checkpoint_dir, datamodule.input_shape
         defense = build_defense(cfg.defense, datamodule.name, cfg.defense_ckpt, ckpt_dir, size)
         device = resolve_device(cfg.device)
         defense.to(device)
         datamodule.map_images(lambda x: defense.purify(x.to(device)).cpu(), cfg.eval.batch_size)
-        name = target_name(name, cfg.defense, retrained=True)
+        name = retrained_name(name, cfg.defense.name)
     spec = OmegaConf.to_container(cfg.classifier, resolve=True)
     nets = {"net": spec["net"], "optimizer": spec["optimizer"], "scheduler": spec["scheduler"]}
     return ClassifierModule(name, **shape, **nets)
 
 
-def count_tables(cfg: DictConfig) -> dict[str, float | str]:
-    """SPEC 3.1: p(e_B | c) and p(e_A | e_B, c) counted on the training split, saved by name."""
-    if not hasattr(get_class(cfg.defense._target_), "count_tables"):
+def prepare(cfg: DictConfig) -> dict[str, float | str]:
+    """task=tables: what a composite defense computes beyond its parts (voting: its tables)."""
+    cls = defense_class(cfg.defense._target_)
+    if not issubclass(cls, CompositeDefense):
         raise AdvPurifyError(
             "task=tables counts a voting defense's tables (e.g. defense=sfl_vae_vote), "
             f"not defense={cfg.defense.name}"
         )
-    datamodule = instantiate(cfg.data.module)
-    datamodule.setup("fit")
-    data, shape, ckpt_dir = datamodule.name, datamodule.input_shape, cfg.paths.checkpoint_dir
-    device = resolve_device(cfg.device)
-    defense = build_defense(cfg.defense, data, None, ckpt_dir, shape).to(device)
-    name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
-    classifier = load_classifier(data, name, cfg.ckpt, ckpt_dir, shape).to(device)
-    x, y = (t.to(device) for t in datamodule.splits["train"][:])
-    tables = defense.count_tables(classifier, x, y, cfg.eval.batch_size, cfg.defense.prior)
-    dest = tables_path(ckpt_dir, data, cfg.defense.name, name)
-    hparams = {"num_classes": datamodule.num_classes, "prior": cfg.defense.prior}
-    checkpoints.save(tables, dest, "tables", hparams, data, shape)
-    console.print(f"[bold green]tables[/] {dest}  (counted on {len(y)} training images, target {name})")
-    return {"checkpoint": str(dest)}
+    return cls.prepare(cfg)
 
 
 def train(cfg: DictConfig) -> dict[str, float | str]:
     if cfg.task == "tables":
-        return count_tables(cfg)
+        return prepare(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data.module)
     module = build_module(cfg, datamodule)

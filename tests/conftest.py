@@ -25,9 +25,7 @@ def compose_cfg(config_name: str, overrides: list[str], tmp: Path) -> DictConfig
     paths = [
         f"paths.output_dir={tmp}/run",
         f"paths.checkpoint_dir={tmp}/checkpoints",
-        f"paths.results_file={tmp}/results/results.csv",
-        f"paths.analysis_file={tmp}/results/vq_analysis.csv",
-        f"paths.vote_analysis_file={tmp}/results/vote_analysis.csv",
+        f"paths.results_dir={tmp}/results",
         f"paths.report_dir={tmp}/results",
     ]
     with initialize_config_dir(str(CONF), version_base="1.3"):
@@ -54,12 +52,10 @@ def trained(tmp_path_factory) -> dict:
     return {"tmp": tmp, "ckpt": metrics["checkpoint"], "metrics": metrics}
 
 
-@pytest.fixture(scope="session")
-def trained32(tmp_path_factory) -> dict:
-    """A padded-32x32 fmnist_a and a small VQUNet, trained once for the session on real data."""
+def train_target32(tmp: Path) -> dict:
+    """A padded-32x32 fmnist_a and a small VQUNet, trained on 3,000 real images."""
     from src.train import train
 
-    tmp = tmp_path_factory.mktemp("trained32")
     common = ["debug=smoke", "data.image_size=32", "data.module.train_limit=3000"]
     classifier = train(compose_cfg("train", [*common, "trainer.max_epochs=2"], tmp))
     vq = ["defense=vqunet", "defense.width=16", "defense.lr=0.001"]
@@ -70,3 +66,9 @@ def trained32(tmp_path_factory) -> dict:
         "defense_ckpt": defense["checkpoint"],
         "defense": defense,
     }
+
+
+@pytest.fixture(scope="session")
+def trained32(tmp_path_factory) -> dict:
+    """`train_target32`, once for the session."""
+    return train_target32(tmp_path_factory.mktemp("trained32"))

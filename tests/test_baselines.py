@@ -17,6 +17,13 @@ from src.eval import evaluate
 from src.train import build_module, train
 from tests.conftest import compose_cfg, install_target
 
+SHAPE = {"data": "fmnist", "input_shape": (1, 28, 28), "num_classes": 10}
+ATTACKS = {
+    "fgsm": {"_target_": "src.attacks.fgsm.FGSM", "name": "fgsm"},
+    "pgd": {"_target_": "src.attacks.pgd.PGD", "name": "pgd", "max_iter": 3, "rel_step": 0.8},
+}
+CW = {"_target_": "src.attacks.cw.CWLinf", "name": "cw"}
+
 
 @pytest.fixture(scope="module")
 def with_target(trained, tmp_path_factory):
@@ -34,9 +41,9 @@ def run(tmp, name: str, *overrides: str) -> dict:
 
 
 def test_defense_vae_attacks_each_image_by_its_own_attack_and_budget(with_target):
-    hp = {"latent_dim": 16, "eps": [0.0, 0.1, 0.3], "attacks": ["fgsm", "pgd"], "steps": 3}
+    hp = {"latent_dim": 16, "eps": [0.0, 0.1, 0.3], "attacks": ATTACKS}
     path = str(with_target / "checkpoints" / "fmnist" / "fmnist_a.ckpt")
-    vae = DefenseVAE("defense_vae", "fmnist", (1, 28, 28), 10, attacker=path, **hp)
+    vae = DefenseVAE(**SHAPE, name="defense_vae", attacker=path, **hp)
     vae.on_fit_start()
     x = torch.rand(12, 1, 28, 28)
     y = torch.randint(10, (12,))
@@ -52,9 +59,9 @@ def test_defense_vae_attacks_each_image_by_its_own_attack_and_budget(with_target
 
 def test_defense_vae_rejects_unknown_attacks_and_budgets():
     with pytest.raises(AdvPurifyError, match="attacks"):
-        DefenseVAE("d", "fmnist", (1, 28, 28), 10, attacker="a.ckpt", attacks=["cw"])
+        DefenseVAE(**SHAPE, name="d", attacker="a.ckpt", attacks={"cw": CW})
     with pytest.raises(AdvPurifyError, match="eps"):
-        DefenseVAE("d", "fmnist", (1, 28, 28), 10, attacker="a.ckpt", eps=[0.1, 2.0])
+        DefenseVAE(**SHAPE, name="d", attacker="a.ckpt", attacks=ATTACKS, eps=[0.1, 2.0])
 
 
 def test_defense_vae_without_its_target_says_to_train_it(tmp_path):
@@ -64,7 +71,13 @@ def test_defense_vae_without_its_target_says_to_train_it(tmp_path):
 
 def test_defense_vae_smoke_fit_learns_to_undo_attacks_then_evaluates(with_target):
     tmp = with_target
-    overrides = ["defense=defense_vae", "defense.latent_dim=64", "defense.steps=3", "trainer.max_epochs=3"]
+    overrides = [
+        "defense=defense_vae",
+        "defense.latent_dim=64",
+        "defense.attacks.bim.max_iter=3",
+        "defense.attacks.pgd.max_iter=3",
+        "trainer.max_epochs=3",
+    ]
     metrics = run(tmp, "dvae", *overrides, "data.module.batch_size=32")
     vae = checkpoints.load(metrics["checkpoint"], "defense", "fmnist", (1, 28, 28))
     assert isinstance(vae, DefenseVAE) and vae.attacker is None  # the target is not in its checkpoint
@@ -99,7 +112,7 @@ def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
 
 def test_the_z_search_lowers_the_distance_to_the_input_over_its_steps():
     torch.manual_seed(0)
-    gan = DefenseGAN("defense_gan", "fmnist", (1, 28, 28), 10, z_dim=16, width=8).eval()
+    gan = DefenseGAN(**SHAPE, name="defense_gan", z_dim=16, width=8).eval()
     with torch.no_grad():
         x = gan.sample(6)  # in the range of G, so the search can reach it
     x_hat, history = gan.search_errors(x, restarts=3, steps=60)
@@ -112,7 +125,7 @@ def test_the_z_search_lowers_the_distance_to_the_input_over_its_steps():
 
 
 def test_purify_runs_under_inference_mode_and_keeps_the_shape():
-    gan = DefenseGAN("defense_gan", "fmnist", (1, 28, 28), 10, z_dim=8, width=4, restarts=2, steps=3).eval()
+    gan = DefenseGAN(**SHAPE, name="defense_gan", z_dim=8, width=4, restarts=2, steps=3).eval()
     with torch.inference_mode():
         x_hat = gan.purify(torch.rand(4, 1, 28, 28))
     assert x_hat.shape == (4, 1, 28, 28) and gan.stochastic and gan.gradient == "identity"
@@ -140,6 +153,6 @@ def test_defense_gan_smoke_fit_then_eval_on_real_data(with_target):
 
 
 def test_a_search_without_steps_is_a_clear_error():
-    gan = DefenseGAN("defense_gan", "fmnist", (1, 28, 28), 10, z_dim=8, width=4, steps=0).eval()
+    gan = DefenseGAN(**SHAPE, name="defense_gan", z_dim=8, width=4, steps=0).eval()
     with pytest.raises(AdvPurifyError, match="restarts and steps >= 1"):
         gan.purify(torch.rand(2, 1, 28, 28))

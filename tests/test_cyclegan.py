@@ -51,7 +51,9 @@ class StepRecorder(pl.Callback):
 
 
 def test_manual_optimization_alternates_and_never_touches_the_other_side(tmp_path):
-    module = DefenseCycleGAN("cyclegan", "fmnist", (1, 28, 28), 10, width=4, disc_width=4)
+    module = DefenseCycleGAN(
+        name="cyclegan", data="fmnist", input_shape=(1, 28, 28), num_classes=10, width=4, disc_width=4
+    )
     assert module.automatic_optimization is False
     x = torch.rand(16, 1, 28, 28)
     dataset = torch.utils.data.TensorDataset(x, torch.zeros(16).long())

@@ -7,9 +7,16 @@ import pytest
 import torch
 
 from src.api import load_classifier
-from src.attacks.art import ArtAttack
-from src.attacks.native import craft, gradient_attack
+from src.attacks.bim import BIM
+from src.attacks.cw import CWLinf
+from src.attacks.cw_l2 import CWL2
+from src.attacks.deepfool import DeepFool
+from src.attacks.fgsm import FGSM
+from src.attacks.gradient import gradient_attack
+from src.attacks.pgd import PGD
 from src.errors import AdvPurifyError
+
+CLASSES = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "cw": CWLinf, "cw_l2": CWL2, "deepfool": DeepFool}
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +38,17 @@ def accuracy(model, x, y) -> float:
 
 def test_fgsm_matches_art_image_for_image(model_and_slice):
     model, x, y = model_and_slice
-    ours = craft("fgsm", model, x, y, 0.1, steps=1)
-    art = ArtAttack("fgsm", eps=0.1)(model, x, y)
+    ours = gradient_attack(model, x, y, 0.1)
+    art = FGSM(name="fgsm", eps=0.1, backend="art")(model, x, y)
     assert torch.allclose(ours, art, atol=1e-6)
 
 
 def test_per_image_budgets_stay_in_their_balls_and_zero_keeps_the_image(model_and_slice):
     model, x, y = model_and_slice
     eps = torch.tensor([0.0, 0.05, 0.1, 0.3]).repeat(len(x) // 4)
-    for name in ("fgsm", "bim", "pgd"):
-        x_adv = craft(name, model, x, y, eps, steps=5)
+    settings = {"fgsm": {}, "bim": {"steps": 5, "rel_step": 0.5}, "pgd": {"steps": 5, "random_init": True}}
+    for name, setting in settings.items():
+        x_adv = gradient_attack(model, x, y, eps, **setting)
         linf = (x_adv - x).flatten(1).abs().max(1).values
         assert torch.all(linf <= eps + 1e-6), name
         assert torch.equal(x_adv[eps == 0], x[eps == 0]), name
@@ -50,8 +58,8 @@ def test_per_image_budgets_stay_in_their_balls_and_zero_keeps_the_image(model_an
 def test_iterative_attacks_cut_accuracy_at_least_as_much_as_fgsm(model_and_slice):
     model, x, y = model_and_slice
     clean = accuracy(model, x, y)
-    fgsm = accuracy(model, craft("fgsm", model, x, y, 0.1, steps=1), y)
-    pgd = accuracy(model, craft("pgd", model, x, y, 0.1, steps=10), y)
+    fgsm = accuracy(model, FGSM(name="fgsm", eps=0.1)(model, x, y), y)
+    pgd = accuracy(model, PGD(name="pgd", eps=0.1, max_iter=10, rel_step=0.25)(model, x, y), y)
     assert fgsm < clean - 0.2 and pgd <= fgsm
 
 
@@ -63,18 +71,16 @@ def test_attacks_work_under_inference_mode_and_leave_parameters_alone(model_and_
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_unknown_attack_and_no_steps_are_clear_errors(model_and_slice):
+def test_no_steps_is_a_clear_error(model_and_slice):
     model, x, y = model_and_slice
-    with pytest.raises(AdvPurifyError, match="not a bounded gradient attack"):
-        craft("cw", model, x, y, 0.1, steps=1)
     with pytest.raises(AdvPurifyError, match="steps >= 1"):
         gradient_attack(model, x, y, 0.1, steps=0)
 
 
-def backends(name: str, eps: float, **settings):
-    from src.attacks import make_attack
-
-    return [make_attack(backend, name=name, eps=eps, **settings) for backend in ("native", "art")]
+def backends(name: str, eps: float | None, **settings):
+    """The attack in both backends, built as its config would build it."""
+    budget = {} if CLASSES[name].minimal_norm is not None else {"eps": eps}
+    return [CLASSES[name](name=name, backend=b, **budget, **settings) for b in ("native", "art")]
 
 
 def test_backends_give_the_same_fgsm_and_bim_images(model_and_slice):
@@ -157,27 +163,21 @@ def test_deepfool_gives_arts_images(model_and_slice):
     assert torch.equal(ours[unfooled], x[unfooled])  # kept only where it fools
 
 
-def test_minimal_norm_attacks_reject_bad_settings(model_and_slice):
-    model, x, y = model_and_slice
-    from src.attacks import make_attack
-
-    with pytest.raises(AdvPurifyError, match="max_iter >= 1"):
-        make_attack("native", name="cw_l2", norm=2, max_iter=0)(model, x[:2], y[:2])
-    with pytest.raises(AdvPurifyError, match="decrease_factor"):
-        make_attack("native", name="cw", decrease_factor=1.5)(model, x[:2], y[:2])
-    with pytest.raises(AdvPurifyError, match="nb_grads >= 2"):
-        make_attack("native", name="deepfool", norm=2, nb_grads=1)(model, x[:2], y[:2])
-
-
-def test_backend_choice_errors_name_the_way_out():
-    from src.attacks import make_attack
-
-    with pytest.raises(AdvPurifyError, match="backend=typo is unknown"):
-        make_attack("typo", name="fgsm", eps=0.1)
-    for backend in ("native", "art"):
-        with pytest.raises(AdvPurifyError, match="attack typo is unknown"):
-            make_attack(backend, name="typo", eps=0.1)
-        with pytest.raises(AdvPurifyError, match=r"minimises the inf-norm: set attack\.norm=inf"):
-            make_attack(backend, name="cw", norm=2)
-        with pytest.raises(AdvPurifyError, match="needs eps > 0"):
-            make_attack(backend, name="pgd", eps=0)
+@pytest.mark.parametrize("backend", ["native", "art"])
+def test_bad_settings_are_refused_when_the_attack_is_built(backend):
+    """Before any image is attacked, in both backends, with the key to change."""
+    cases = [
+        (CWL2, {"norm": 2, "max_iter": 0}, r"attack\.max_iter=0: it must be a whole number >= 1"),
+        (CWLinf, {"decrease_factor": 1.5}, r"0 < decrease_factor < 1"),
+        (DeepFool, {"norm": 2, "nb_grads": 1}, r"attack\.nb_grads=1"),
+        (CWLinf, {"norm": 2}, r"minimises the inf-norm: set attack\.norm=inf"),
+        (PGD, {"eps": 0}, "needs eps > 0"),
+        (BIM, {"eps": 0.1, "rel_step": -1}, r"attack\.rel_step=-1: it must be a number > 0"),
+        (FGSM, {"eps": 0.1, "batch_size": 0}, r"attack\.batch_size=0"),
+        (FGSM, {"eps": 0.1, "norm": 3}, r"attack\.norm=3 is not supported"),
+    ]
+    for cls, settings, message in cases:
+        with pytest.raises(AdvPurifyError, match=message):
+            cls(name="x", backend=backend, **settings)
+    with pytest.raises(AdvPurifyError, match=r"attack\.backend=typo is unknown"):
+        FGSM(name="fgsm", eps=0.1, backend="typo")

@@ -57,7 +57,9 @@ def test_kl_vanishes_at_the_prior_and_a_wider_prior_tolerates_spread():
 
 @pytest.mark.parametrize(("channels", "size"), [(1, 28), (1, 32), (3, 32)])
 def test_purify_keeps_shape_and_range_and_is_deterministic(channels, size):
-    vae = SFLVAE("sfl_vae", "x", (channels, size, size), 10, latent_dim=32).eval()
+    vae = SFLVAE(
+        name="sfl_vae", data="x", input_shape=(channels, size, size), num_classes=10, latent_dim=32
+    ).eval()
     x = torch.rand(3, channels, size, size)
     x_hat = vae.purify(x)
     assert x_hat.shape == x.shape and x_hat.min() >= 0 and x_hat.max() <= 1

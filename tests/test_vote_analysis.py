@@ -35,7 +35,7 @@ ANSWERS = [
 def analysis() -> dict[tuple[str, int], float]:
     defense = VotingDefense("vote", NoDefense(), [Lookup(a) for a in ANSWERS], num_classes=3, draws=3)
     x = torch.arange(4).float().view(4, 1, 1, 1)
-    return {(m, r): v for m, r, v in vote_analysis(defense, x, Y, batch_size=2, seed=0)}
+    return {(m, r): v for m, r, v in vote_analysis(defense, None, None, x, Y, batch_size=2, seed=0)}
 
 
 def test_recovery_with_every_voter_is_the_share_of_mispredictions_the_majority_fixes():
@@ -61,5 +61,5 @@ def test_the_analysis_leaves_the_defense_draws_untouched():
     defense.voting.reseed(5)
     expected = defense.voting(x)
     defense.voting.reseed(5)
-    vote_analysis(defense, x, Y, batch_size=4, seed=0)
+    vote_analysis(defense, None, None, x, Y, batch_size=4, seed=0)
     assert torch.equal(defense.voting(x), expected)

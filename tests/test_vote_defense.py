@@ -71,21 +71,23 @@ def test_missing_tables_and_wrong_task_are_clear_errors(voting_setup, tmp_path):
 
 def test_eval_writes_the_voting_analysis_and_the_report_plots_it(voting_setup):
     tmp, _ = voting_setup
-    overrides = ["debug=smoke", *VOTE, "attack=fgsm", "eval.eps=[0,0.3]", "eval.vote_analysis=true"]
+    overrides = ["debug=smoke", *VOTE, "attack=fgsm", "eval.eps=[0,0.3]", "eval.analyses=[vote_analysis]"]
     cfg = compose_cfg("eval", overrides, tmp)
     evaluate(cfg)
-    rows = [r for r in read_rows(cfg.paths.vote_analysis_file) if r["defense"] == "sfl_vae_vote"]
+    rows = [
+        r for r in read_rows(f"{cfg.paths.results_dir}/vote_analysis.csv") if r["defense"] == "sfl_vae_vote"
+    ]
     got = {(r["eps"], r["metric"], r["voters"]) for r in rows}
     for eps in ("0.0", "0.3"):
         assert {(eps, "recovery_rate", "1"), (eps, "recovery_rate", "2"), (eps, "overlap_wrong", "2")} <= got
     assert all(0 <= float(r["value"]) <= 1 for r in rows)
     paths = cfg.paths
-    md = report(paths.results_file, paths.report_dir, paths.analysis_file, paths.vote_analysis_file)
+    md = report(paths.results_file, paths.report_dir)
     assert "Voting analysis: fmnist / sfl_vae_vote" in md.read_text()
     assert list(md.parent.glob("vote_analysis_fmnist_sfl_vae_vote_*.png"))
 
 
 def test_voting_analysis_needs_a_voting_defense(trained):
-    cfg = compose_cfg("eval", ["debug=smoke", "eval.vote_analysis=true"], trained["tmp"])
-    with pytest.raises(AdvPurifyError, match="needs a voting defense"):
+    cfg = compose_cfg("eval", ["debug=smoke", "eval.analyses=[vote_analysis]"], trained["tmp"])
+    with pytest.raises(AdvPurifyError, match="does not offer: it offers none"):
         evaluate(cfg)

@@ -18,7 +18,7 @@ from tests.conftest import compose_cfg
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_purify_keeps_shape_and_range(channels):
-    module = VQUNet("vqunet", "x", (channels, 32, 32), 10, width=8).eval()
+    module = VQUNet(name="vqunet", data="x", input_shape=(channels, 32, 32), num_classes=10, width=8).eval()
     x = torch.rand(3, channels, 32, 32)
     x_hat = module.purify(x)
     assert x_hat.shape == x.shape and x_hat.min() >= 0 and x_hat.max() <= 1
@@ -40,7 +40,7 @@ def test_ablation_has_no_quantizer(tmp_path):
 
 def test_unpadded_fmnist_is_a_clear_error():
     with pytest.raises(AdvPurifyError, match=r"data\.image_size=32"):
-        VQUNet("vqunet", "fmnist", (1, 28, 28), 10)
+        VQUNet(name="vqunet", data="fmnist", input_shape=(1, 28, 28), num_classes=10)
 
 
 def test_smoke_fit_lowers_reconstruction_loss(trained32, tmp_path):
@@ -124,7 +124,7 @@ def test_vq_analysis_rows_and_plots(trained32, tmp_path):
         "debug=smoke",
         "data.image_size=32",
         "attack=fgsm",
-        "eval.vq_analysis=true",
+        "eval.analyses=[vq_analysis]",
         "eval.eps=[0.1,0.3]",
         f"ckpt={trained32['ckpt']}",
         f"defense_ckpt={trained32['defense_ckpt']}",
@@ -138,13 +138,14 @@ def test_vq_analysis_rows_and_plots(trained32, tmp_path):
     for depth in range(1, 5):  # a stronger attack moves features and codes at least as much
         assert values["pre_vq_l1", depth, 0.3] > values["pre_vq_l1", depth, 0.1] > 0
         assert 0 <= values["index_change_pct", depth, 0.1] <= values["index_change_pct", depth, 0.3] <= 100
-    report(tmp_path / "results" / "results.csv", tmp_path / "out", tmp_path / "results" / "vq_analysis.csv")
+    report(tmp_path / "results" / "results.csv", tmp_path / "out")
     assert (tmp_path / "out" / "vq_analysis_fmnist_fmnist_a_classifier_fgsm.png").stat().st_size > 10_000
     assert "index_change_pct" in (tmp_path / "out" / "REPORT.md").read_text()
 
 
 def test_vq_analysis_needs_a_vqunet(trained, tmp_path):
-    with pytest.raises(AdvPurifyError, match="VQUNet-family"):
-        evaluate(
-            compose_cfg("eval", ["debug=smoke", "eval.vq_analysis=true", f"ckpt={trained['ckpt']}"], tmp_path)
-        )
+    overrides = ["debug=smoke", "eval.analyses=[vq_analysis]", f"ckpt={trained['ckpt']}"]
+    with pytest.raises(
+        AdvPurifyError, match=r"eval.analyses names vq_analysis, which defense=none does not offer"
+    ):
+        evaluate(compose_cfg("eval", overrides, tmp_path))

@@ -1,26 +1,18 @@
-"""Attacks: one class per backend, `attack(model, x, y) -> x_adv` with the budget set at construction.
+"""Attacks, one class a file over the thin base in base.py: fgsm.py, bim.py, pgd.py, cw.py,
+cw_l2.py, deepfool.py; art.py adapts any of them to ART (`attack.backend=art`).
 
-`attack.backend` picks it: `art` (adversarial-robustness-toolbox, the reference) or `native`
-(batched, device-resident PyTorch: src/attacks/native.py). Both take the same config keys.
-
-Norm-bounded attacks (fgsm, bim, pgd) take eps directly. CW (L-inf and L2) and DeepFool are
-minimal-norm attacks with no budget: they are crafted once, kept only where they fool the
-model, and `within_budget` keeps an example only where its perturbation fits the eps ball,
-i.e. robust accuracy at radius eps.
+This module holds what every attack and the evaluator share: the norm, per-image broadcasts,
+and the minimal-norm bookkeeping. CW (L-inf and L2) and DeepFool take no budget: they are
+crafted once, kept only where they fool the model, and `within_budget` keeps an example only
+where its perturbation fits the eps ball, i.e. robust accuracy at radius eps.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
 
 from src.errors import AdvPurifyError
-
-BACKENDS = ("art", "native")
-BOUNDED = ("fgsm", "bim", "pgd")
-MINIMAL_NORM = {"cw": float("inf"), "cw_l2": 2.0, "deepfool": 2.0}  # the norm each one minimises
 
 
 def parse_norm(norm: str | int | float) -> float:
@@ -29,27 +21,6 @@ def parse_norm(norm: str | int | float) -> float:
     if str(norm) in ("2", "l2", "2.0"):
         return 2.0
     raise AdvPurifyError(f"attack.norm={norm} is not supported: use inf or 2")
-
-
-def require_budget(name: str, eps: float | None) -> float:
-    """A norm-bounded attack's eps, which every backend needs > 0."""
-    if eps is None or eps <= 0:
-        raise AdvPurifyError(f"attack {name} needs eps > 0, got {eps}")
-    return eps
-
-
-def check_attack(name: str, norm: str | int | float, eps: float | None) -> float:
-    """The parsed norm, once the name, norm and budget make sense together (every backend)."""
-    if name not in (*BOUNDED, *MINIMAL_NORM):
-        raise AdvPurifyError(f"attack {name} is unknown: choose one of {[*BOUNDED, *MINIMAL_NORM]}")
-    parsed = parse_norm(norm)
-    if name in BOUNDED:
-        require_budget(name, eps)
-    elif parsed != MINIMAL_NORM[name]:
-        raise AdvPurifyError(
-            f"attack {name} minimises the {MINIMAL_NORM[name]:g}-norm: set attack.norm={MINIMAL_NORM[name]:g}"
-        )
-    return parsed
 
 
 def per_image(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -83,15 +54,3 @@ def keep_fooling(
     """
     wrong = torch.cat([model(xb).argmax(1) for xb in x_adv.split(batch_size)]) != y
     return torch.where(per_image(wrong, x), x_adv, x)
-
-
-def make_attack(backend: str = "native", **settings: Any):
-    if backend == "art":
-        from src.attacks.art import ArtAttack
-
-        return ArtAttack(**settings)
-    if backend == "native":
-        from src.attacks.native import NativeAttack
-
-        return NativeAttack(**settings)
-    raise AdvPurifyError(f"attack.backend={backend} is unknown: choose one of {list(BACKENDS)}")

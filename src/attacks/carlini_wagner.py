@@ -18,6 +18,8 @@ the same settings. Both optimise in tanh space, x = (tanh(w) + 1) / 2, which kee
 ART's L-inf gradient does not depend on c: c enters only the stopping test. So the Adam path
 from x in a round is the same for every c, and we run it once and read off where each c would
 have stopped: the same examples as ART's |c grid| runs (21 at the defaults) for the cost of one.
+
+The attack classes (src/attacks/cw.py, cw_l2.py) check the settings before these run.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.attacks import per_image
-from src.errors import AdvPurifyError
 
 TANH_SMOOTHER = 0.999999  # ART's: keeps arctanh finite at pixels 0 and 1
 C_UPPER_BOUND = 10e10  # ART's: the L2 binary search gives up on an image beyond this c
@@ -49,14 +50,6 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return logits.gather(1, y[:, None]).squeeze(1) - other
 
 
-def check(max_iter: int, **positive: float) -> None:
-    if max_iter < 1:
-        raise AdvPurifyError(f"CW needs attack.max_iter >= 1, got {max_iter}")
-    for key, value in positive.items():
-        if value <= 0:
-            raise AdvPurifyError(f"CW needs attack.{key} > 0, got {value}")
-
-
 @torch.no_grad()
 def cw_l2(
     model: nn.Module,
@@ -75,9 +68,6 @@ def cw_l2(
     The arrays `l2` and `loss` hold the last point *evaluated* for each image, a line-search
     trial included, as ART's do: its next line search compares against them.
     """
-    check(max_iter, learning_rate=learning_rate, initial_const=initial_const)
-    if binary_search_steps < 1:
-        raise AdvPurifyError(f"CW-L2 needs attack.binary_search_steps >= 1, got {binary_search_steps}")
     n = len(x)
     w_clean = to_tanh(x)
     c = torch.full((n,), initial_const, device=x.device)
@@ -185,12 +175,6 @@ def cw_linf(
     const_factor: float = 2.0,
 ) -> torch.Tensor:
     """The example of smallest L-inf norm found per image; the clean image where none fooled."""
-    check(max_iter, learning_rate=learning_rate, initial_const=initial_const)
-    if not 0 < decrease_factor < 1 or const_factor <= 1:
-        raise AdvPurifyError(
-            f"CW-L-inf needs 0 < decrease_factor < 1 and const_factor > 1, "
-            f"got {decrease_factor} and {const_factor}"
-        )
     consts, const = [], initial_const
     while const < largest_const:
         consts.append(const)

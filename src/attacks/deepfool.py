@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from src.attacks import per_image
+from src.attacks.base import Attack, at_least_one
 from src.errors import AdvPurifyError
 
 TOL = 10e-8  # ART's guard against a zero gradient difference
@@ -31,11 +32,6 @@ def deepfool(
     nb_grads: int = 10,
 ) -> torch.Tensor:
     """The DeepFool example per image (y is unused: DeepFool flips the model's own prediction)."""
-    if max_iter < 1 or nb_grads < 2 or overshoot < 0:
-        raise AdvPurifyError(
-            f"DeepFool needs max_iter >= 1, nb_grads >= 2 and overshoot >= 0, "
-            f"got {max_iter}, {nb_grads}, {overshoot}"
-        )
     with torch.no_grad():
         logits = model(x)
     classes = logits.topk(min(nb_grads, logits.shape[1]), dim=1).indices  # column 0: the prediction
@@ -70,3 +66,33 @@ def gaps(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> tuple[torc
             for j in range(logit_gaps.shape[1])
         ]
     return logit_gaps.detach(), torch.stack(grads, 1)
+
+
+class DeepFool(Attack):
+    """DeepFool as an attack: minimises the L2 norm; `overshoot` is ART's `epsilon`."""
+
+    minimal_norm = 2.0
+
+    def __init__(self, max_iter: int = 100, overshoot: float = 1e-6, nb_grads: int = 10, **base) -> None:
+        super().__init__(**base)
+        at_least_one(max_iter=max_iter)
+        if isinstance(nb_grads, bool) or not isinstance(nb_grads, int) or nb_grads < 2:
+            raise AdvPurifyError(f"attack.nb_grads={nb_grads!r}: DeepFool needs nb_grads >= 2")
+        if not overshoot >= 0:
+            raise AdvPurifyError(f"attack.overshoot={overshoot!r}: it must be >= 0")
+        self.max_iter, self.overshoot, self.nb_grads = max_iter, overshoot, nb_grads
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return deepfool(model, x, y, self.max_iter, self.overshoot, self.nb_grads)
+
+    def art_attack(self, estimator):
+        from art.attacks.evasion import DeepFool as ArtDeepFool
+
+        return ArtDeepFool(
+            estimator,
+            max_iter=self.max_iter,
+            epsilon=self.overshoot,
+            nb_grads=self.nb_grads,
+            batch_size=self.batch_size,
+            verbose=False,
+        )

@@ -1,57 +1,109 @@
-"""What every defense promises the rest of the framework (STYLE: small, honest interfaces).
+"""The defense contract: what every defense promises the rest of the framework, in one place.
 
-A defense purifies pixels into pixels of the same shape, and declares how an attack may
-differentiate through it (`gradient`: exact, straight_through or identity BPDA) and
-whether it is random (then EOT applies). Eval and the threat models read nothing else.
+A defense is a `Defense` (an `nn.Module`) with:
+
+- `name`: its config name (`conf/defense/<name>.yaml`), which labels its results rows;
+- `purify(x) -> x_hat`: pixels in [0, 1] in, pixels of the same shape out;
+- `gradient`: how an attack may differentiate through `purify` (`exact`; `straight_through`,
+  a surrogate built into its forward such as VQUNet's STE; or `identity`, BPDA);
+- `stochastic`: whether `purify` is random (then the pipeline threat applies EOT).
+
+It may offer, each with a default that means "none":
+
+- `decide(classifier, x) -> {decision: predicted classes}`: decisions of its own beside the
+  classifier on its reconstruction (voting: `vote`, `bayes`); eval writes `<decision>_acc`;
+- `analyses`: measurements beyond accuracy (`Analysis`), run by `eval.analyses=[<name>]`.
+
+It comes in one of three forms, and `src.train`, `src.eval` and `src.api` ask only which:
+
+- `TrainedPurifier` (a LightningModule): has weights; `src.train defense=<name>` fits it and
+  publishes `checkpoints/<data>/<name>.ckpt`. It passes `name, data, input_shape,
+  num_classes` through to `TrainedPurifier.__init__`, logs `val/recon` (or sets
+  `checkpoint_monitor`) from `_eval_step`, and lists in `test_time_hparams` the settings that
+  only steer purification, which the config then overrides at load;
+- `CompositeDefense`: assembled from other trained checkpoints (`from_checkpoints`), no
+  weights of its own; `prepare` computes what it needs beyond them (`src.train task=tables`);
+- any other `Defense` (`none`): built directly from its config.
+
+docs/adding_a_defense.md walks through a new one.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class
+from omegaconf import DictConfig
 from torch import nn
 
 from src.checkpoints import SelfDescribing
+from src.errors import AdvPurifyError
 
 Gradient = Literal["exact", "straight_through", "identity"]
+GRADIENTS = ("exact", "straight_through", "identity")
 
 
-@runtime_checkable
-class Purifier(Protocol):
+@dataclass(frozen=True)
+class Analysis:
+    """A measurement a defense offers beyond accuracy, written as a long table.
+
+    `measure(defense, classifier, x, x_adv, y, batch_size, seed)` returns rows of the values
+    of `columns` followed by the measured value; eval appends them, with the cell's key, to
+    `<results_dir>/<name>.csv` and writes this layout beside it (`<name>.layout.json`), from
+    which the report draws one figure per cell, one panel per metric, `axis` along x and one
+    line per value of `lines` (labelled by `line_label`), importing no defense.
+    """
+
+    name: str
+    columns: tuple[str, ...]  # its own columns, "metric" first
+    measure: Callable[..., list[tuple]]
+    axis: str  # "eps" or one of `columns`
+    lines: tuple[str, ...]
+    line_label: str  # a format string over the row, e.g. "{defense} d{depth}"
+    title: str
+    axis_label: str = "eps"
+    description: str = ""
+    adversarial_only: bool = False  # measured at eps > 0 only
+
+    def layout(self) -> dict[str, Any]:
+        keys = ("columns", "axis", "lines", "line_label", "title", "axis_label", "description")
+        return {key: getattr(self, key) for key in keys}
+
+
+class Defense(nn.Module):
     name: str
     gradient: Gradient
-    stochastic: bool
-
-    def purify(self, x: torch.Tensor) -> torch.Tensor: ...
-
-
-class DefendedClassifier(nn.Module):
-    """Purify, then classify: the whole defended model as one module (logits out)."""
-
-    def __init__(self, classifier: nn.Module, defense: nn.Module) -> None:
-        super().__init__()
-        self.classifier, self.defense = classifier, defense
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.defense.purify(x))
-
-
-class TrainedPurifier(SelfDescribing, pl.LightningModule):
-    """What every purifier trained by `src.train` shares: self-describing checkpoints, the best
-    epoch kept by validation reconstruction error, and one `_eval_step` for val and test."""
-
-    kind = "defense"
-    stochastic = False
-    checkpoint_monitor = ("val/recon", "min")
-    # hyperparameters that only steer purification (e.g. Defense-GAN's search budget): the
-    # config's values replace the checkpoint's at load, so one trained model serves a sweep
-    test_time_hparams: tuple[str, ...] = ()
+    stochastic: bool = False
+    analyses: ClassVar[tuple[Analysis, ...]] = ()
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def decide(self, classifier: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {}
+
+
+class TrainedPurifier(SelfDescribing, Defense, pl.LightningModule):
+    """What every purifier trained by `src.train` shares: its identity and hyperparameters
+    saved in self-describing checkpoints, the best epoch kept by validation reconstruction
+    error, and one `_eval_step` for val and test."""
+
+    kind = "defense"
+    checkpoint_monitor = ("val/recon", "min")
+    test_time_hparams: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, data: str, input_shape: Sequence[int], num_classes: int) -> None:
+        super().__init__()
+        # Lightning collects the arguments of every __init__ up the call chain, so the
+        # subclass's own settings are saved too and `cls(**hparams)` rebuilds it
+        self.save_hyperparameters()
+        self.name = name
+        self.channels, self.size = int(input_shape[0]), int(input_shape[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.purify(x)
@@ -66,6 +118,55 @@ class TrainedPurifier(SelfDescribing, pl.LightningModule):
         self._eval_step(batch, "test")
 
 
-def needs_training(target: str) -> bool:
-    """A defense with weights is a LightningModule; one without (`none`) is built directly."""
-    return issubclass(get_class(target), pl.LightningModule)
+class CompositeDefense(Defense):
+    """A defense assembled from other trained models' checkpoints (e.g. voting)."""
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        cfg: DictConfig,
+        data: str,
+        checkpoint_dir: str | Path,
+        input_shape: tuple[int, ...] | None,
+        classifier: str | None = None,
+    ) -> CompositeDefense:
+        """Build it; `classifier` names the target it serves, when its parts depend on one."""
+        raise NotImplementedError
+
+    @classmethod
+    def prepare(cls, cfg: DictConfig) -> dict[str, Any]:
+        """`src.train task=tables`: compute and save what it needs beyond its parts."""
+        raise AdvPurifyError(f"defense={cfg.name} has nothing to prepare: task=tables is for voting defenses")
+
+    @classmethod
+    def parts_hint(cls, cfg: DictConfig) -> str:
+        """How a user builds its parts, for the error that refuses to train it."""
+        return f"see conf/defense/{cfg.name}.yaml"
+
+
+def defense_class(target: str) -> type[Defense]:
+    """The class a defense config names, once it is known to keep the contract."""
+    cls = get_class(target)
+    if not (isinstance(cls, type) and issubclass(cls, Defense)):
+        raise AdvPurifyError(f"defense _target_ {target} is not a Defense (src/defenses/base.py)")
+    return cls
+
+
+def checked(defense: Defense) -> Defense:
+    """A built defense, once its declarations are ones the threat models know."""
+    if getattr(defense, "gradient", None) not in GRADIENTS:
+        raise AdvPurifyError(f"defense {defense.name} must declare gradient as one of {list(GRADIENTS)}")
+    if not isinstance(defense.stochastic, bool):
+        raise AdvPurifyError(f"defense {defense.name} must declare stochastic as True or False")
+    return defense
+
+
+class DefendedClassifier(nn.Module):
+    """Purify, then classify: the whole defended model as one module (logits out)."""
+
+    def __init__(self, classifier: nn.Module, defense: Defense) -> None:
+        super().__init__()
+        self.classifier, self.defense = classifier, defense
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.defense.purify(x))

@@ -42,10 +42,7 @@ class DefenseCycleGAN(TrainedPurifier):
 
     def __init__(
         self,
-        name: str,
-        data: str,
-        input_shape: tuple[int, int, int],
-        num_classes: int,
+        *,
         width: int = 64,
         depth: int = 5,
         max_width: int = 512,
@@ -56,12 +53,11 @@ class DefenseCycleGAN(TrainedPurifier):
         lr: float = 2e-4,
         betas: Sequence[float] = (0.5, 0.999),
         decay_from: float = 0.5,
+        **common,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
+        super().__init__(**common)
         self.automatic_optimization = False
-        self.name = name
-        channels, size, _ = input_shape
+        channels, size = self.channels, self.size
         unet = dict(width=width, depth=depth, max_width=max_width, drop_skips=tuple(drop_skips))
         self.g_a = UNetGenerator(channels, size, **unet)
         self.g_b = UNetGenerator(channels, size, **unet)

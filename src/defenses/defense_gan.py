@@ -30,10 +30,7 @@ class DefenseGAN(TrainedPurifier):
 
     def __init__(
         self,
-        name: str,
-        data: str,
-        input_shape: tuple[int, int, int],
-        num_classes: int,
+        *,
         z_dim: int = 128,
         width: int = 64,
         critic_width: int = 64,
@@ -46,14 +43,12 @@ class DefenseGAN(TrainedPurifier):
         search_lr: float = 0.05,
         val_restarts: int = 2,
         val_steps: int = 50,
+        **common,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
+        super().__init__(**common)
         self.automatic_optimization = False
-        self.name = name
-        channels, size, _ = input_shape
-        self.generator = Generator(channels, size, z_dim, width)
-        self.critic = Critic(channels, size, critic_width)
+        self.generator = Generator(self.channels, self.size, z_dim, width)
+        self.critic = Critic(self.channels, self.size, critic_width)
 
     def search_errors(self, x: torch.Tensor, restarts: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         """G(z*), and ||G(z) - x||^2 of the best restart before each step and at the end: (steps+1) x N."""

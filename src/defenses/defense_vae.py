@@ -6,22 +6,24 @@ training image is attacked on the fly, on the frozen target classifier, by one o
 `attacks` at a budget drawn from `eps` (0 keeps it clean), and the VAE is asked to
 reconstruct the clean image. Crafting per batch instead of once up front gives a fresh
 attack every epoch at no storage cost, and runs on the training device with the native
-attacks. Validation attacks deterministically (budgets cycle through the grid), so
+attacks, built from attack configs (`defense.attacks`, conf/attack/ with their own step
+sizes and counts). Validation attacks deterministically (budgets cycle through the grid), so
 `val/recon`, the checkpoint criterion, is the error on adversarial inputs it is built for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from torch import nn
 
 from src import checkpoints
-from src.attacks import BOUNDED
-from src.attacks.native import craft
+from src.attacks.base import attack_class
 from src.defenses.sfl_vae import SFLVAE
 from src.errors import AdvPurifyError
 
@@ -36,23 +38,24 @@ class Frozen:
 class DefenseVAE(SFLVAE):
     def __init__(
         self,
-        name: str,
-        data: str,
-        input_shape: tuple[int, int, int],
-        num_classes: int,
+        *,
         attacker: str,
-        attacks: Sequence[str] = ("fgsm", "bim", "pgd"),
+        attacks: Mapping[str, Mapping[str, Any]],
         eps: Sequence[float] = (0.0, 0.05, 0.1, 0.2, 0.3),
-        steps: int = 10,
         **vae,
     ) -> None:
-        unknown = sorted(set(attacks) - set(BOUNDED))
-        if unknown or not attacks:
-            raise AdvPurifyError(f"defense_vae attacks={list(attacks)}: choose from {list(BOUNDED)}")
+        """`attacks`: name -> an attack config (conf/attack/) without eps, norm-bounded."""
+        if not attacks:
+            raise AdvPurifyError("defense_vae needs at least one attack in defense.attacks")
+        for name, spec in attacks.items():
+            if attack_class(spec.get("_target_", ""), ours_only=True).minimal_norm is not None:
+                raise AdvPurifyError(
+                    f"defense.attacks.{name} is a minimal-norm attack: Defense-VAE trains on "
+                    "norm-bounded ones (fgsm, bim, pgd)"
+                )
         if not eps or any(not 0 <= e <= 1 for e in eps):
             raise AdvPurifyError(f"defense_vae eps={list(eps)}: give budgets in [0, 1]")
-        super().__init__(name, data, input_shape, num_classes, **vae)
-        self.save_hyperparameters()
+        super().__init__(**vae)
         self.attacker: Frozen | None = None
 
     def on_fit_start(self) -> None:
@@ -62,17 +65,17 @@ class DefenseVAE(SFLVAE):
         self.attacker = Frozen(model.to(self.device).eval().requires_grad_(False))
 
     def adversarial(self, x: torch.Tensor, y: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
-        """x attacked per image by spec = attack index * len(eps) + eps index."""
+        """x attacked per image by spec = attack index * len(eps) + eps index (eps 0: x itself)."""
         if self.attacker is None:
             raise AdvPurifyError("defense_vae crafts its inputs during fit only: call trainer.fit")
         eps = torch.tensor(self.hparams.eps, device=x.device)
         n_eps = len(eps)
         x_adv = x.clone()
-        for a, attack in enumerate(self.hparams.attacks):
-            rows = (spec // n_eps == a).nonzero().squeeze(1)
+        for a, config in enumerate(self.hparams.attacks.values()):
+            rows = ((spec // n_eps == a) & (eps[spec % n_eps] > 0)).nonzero().squeeze(1)
             if len(rows):
-                budget = eps[spec[rows] % n_eps]
-                x_adv[rows] = craft(attack, self.attacker.model, x[rows], y[rows], budget, self.hparams.steps)
+                attack = instantiate(config, eps=eps[spec[rows] % n_eps])
+                x_adv[rows] = attack(self.attacker.model, x[rows], y[rows])
         return x_adv
 
     def num_specs(self) -> int:

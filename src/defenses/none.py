@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
+
+from src.defenses.base import Defense
 
 
-class NoDefense(nn.Module):
+class NoDefense(Defense):
     gradient = "exact"
-    stochastic = False
 
     def __init__(self, name: str = "none") -> None:
         super().__init__()

@@ -33,10 +33,7 @@ class SFLVAE(TrainedPurifier):
 
     def __init__(
         self,
-        name: str,
-        data: str,
-        input_shape: tuple[int, int, int],
-        num_classes: int,
+        *,
         latent_dim: int = 1024,
         dropout: float = 0.2,
         prior_std: float = 1.0,
@@ -46,12 +43,10 @@ class SFLVAE(TrainedPurifier):
         sfl_scale_weights: Sequence[float] | None = None,
         lr: float = 1e-3,
         sample_at_test: bool = False,
+        **common,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.name = name
-        channels, size, _ = input_shape
-        self.net = VAENet(channels, size, latent_dim, dropout)
+        super().__init__(**common)
+        self.net = VAENet(self.channels, self.size, latent_dim, dropout)
         self.sfl = SpatialFrequencyLoss(sfl_sigmas, sfl_scale_weights) if sfl_weight else None
 
     @property

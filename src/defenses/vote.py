@@ -7,26 +7,35 @@ the reconstruction (e_A). `src.eval` reports each as its own accuracy column.
 
 Built from checkpoints, not trained: the purifier (`checkpoints/<data>/<purifier>.ckpt`), the
 voters (`<voter>+<purifier>`, from `src.train task=retrain`) and the tables counted on the
-training set by `src.train task=tables` (`<name>-tables-<classifier>`).
+training set by `src.train task=tables` (`prepare`, saved as `<name>-tables-<classifier>`).
+It offers section 3.4.5's voting analysis (`eval.analyses=[vote_analysis]`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
 from src import checkpoints
+from src.console import console
+from src.defenses.base import CompositeDefense
 from src.defenses.components.voting import BayesianVote, Voting
+from src.defenses.vote_analysis import VOTE_ANALYSIS
+from src.device import resolve_device
 
 
 def tables_path(checkpoint_dir: str | Path, data: str, name: str, classifier: str) -> Path:
     return checkpoints.stable_path(checkpoint_dir, data, f"{name}-tables-{classifier}")
 
 
-class VotingDefense(nn.Module):
+class VotingDefense(CompositeDefense):
+    analyses = (VOTE_ANALYSIS,)
+
     def __init__(
         self,
         name: str,
@@ -57,7 +66,7 @@ class VotingDefense(nn.Module):
 
         def load(name: str, kind: str, hint: str) -> nn.Module:
             path = checkpoints.stable_path(checkpoint_dir, data, name)
-            return checkpoints.load(path, kind, data, input_shape, hint)
+            return checkpoints.load(path, kind, data, input_shape, hint, name=name)
 
         where = f"data={data}"
         purifier = load(
@@ -65,7 +74,7 @@ class VotingDefense(nn.Module):
         )
         voters = [
             load(
-                f"{v}+{cfg.purifier}",
+                checkpoints.retrained_name(v, cfg.purifier),
                 "classifier",
                 f"train it with `python -m src.train {where} task=retrain "
                 f"defense={cfg.purifier} classifier={v}`",
@@ -81,6 +90,35 @@ class VotingDefense(nn.Module):
             tables.prior = cfg.prior
         num_classes = purifier.hparams.num_classes
         return cls(cfg.name, purifier, voters, num_classes, cfg.draws, cfg.seed, tables)
+
+    @classmethod
+    def prepare(cls, cfg: DictConfig) -> dict[str, Any]:
+        """SPEC 3.1: p(e_B | c) and p(e_A | e_B, c) counted on the training split, saved by name."""
+        datamodule = instantiate(cfg.data.module)
+        datamodule.setup("fit")
+        data, shape, ckpt_dir = datamodule.name, datamodule.input_shape, cfg.paths.checkpoint_dir
+        device = resolve_device(cfg.device)
+        defense = cls.from_checkpoints(cfg.defense, data, ckpt_dir, shape).eval().to(device)
+        name = cfg.classifier.name
+        if cfg.retrained:
+            name = checkpoints.retrained_name(name, cfg.defense.purifier)
+        path = cfg.ckpt or checkpoints.stable_path(ckpt_dir, data, name)
+        hint = f"train it with `python -m src.train data={data} classifier={cfg.classifier.name}`"
+        classifier = checkpoints.load(path, "classifier", data, shape, hint, name=name).to(device)
+        x, y = (t.to(device) for t in datamodule.splits["train"][:])
+        tables = defense.count_tables(classifier, x, y, cfg.eval.batch_size, cfg.defense.prior)
+        dest = tables_path(ckpt_dir, data, cfg.defense.name, name)
+        hparams = {"num_classes": datamodule.num_classes, "prior": cfg.defense.prior}
+        checkpoints.save(tables, dest, "tables", hparams, data, shape)
+        console.print(f"[bold green]tables[/] {dest}  (counted on {len(y)} training images, target {name})")
+        return {"checkpoint": str(dest)}
+
+    @classmethod
+    def parts_hint(cls, cfg: DictConfig) -> str:
+        return (
+            f"train its purifier (defense={cfg.purifier}) and voters (task=retrain defense={cfg.purifier} "
+            f"classifier=<voter>), then count its tables with task=tables defense={cfg.name}"
+        )
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
         return self.purifier.purify(x)

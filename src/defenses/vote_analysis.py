@@ -13,18 +13,23 @@ From every voter's prediction on the purified inputs:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from src.defenses.vote import VotingDefense
+from src.defenses.base import Analysis
+
+if TYPE_CHECKING:
+    from src.defenses.vote import VotingDefense
 
 
 @torch.no_grad()
 def vote_analysis(
-    defense: VotingDefense, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int
+    defense: VotingDefense, classifier, x, x_adv: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int
 ) -> list[tuple[str, int, float]]:
-    """(metric, voters, value) triples."""
+    """(metric, voters, value) triples on the inputs `x_adv`."""
     voting = defense.voting
-    predictions = torch.cat([voting.predictions(defense.purify(xb)) for xb in x.split(batch_size)])
+    predictions = torch.cat([voting.predictions(defense.purify(xb)) for xb in x_adv.split(batch_size)])
     wrong = predictions != y[:, None]  # N x M
     generator = torch.Generator().manual_seed(seed)
     out = []
@@ -36,3 +41,16 @@ def vote_analysis(
         for metric, hits in (("overlap_wrong", wrong[:, :k]), ("overlap_correct", ~wrong[:, :k])):
             out.append((metric, k, (hits.all(1).sum() / hits.any(1).sum().clamp_min(1)).item()))
     return out
+
+
+VOTE_ANALYSIS = Analysis(
+    name="vote_analysis",
+    columns=("metric", "voters"),
+    measure=vote_analysis,
+    axis="voters",
+    lines=("eps",),
+    line_label="eps {eps}",
+    title="Voting analysis",
+    axis_label="R",
+    description="Section 3.4.5's rates (0-1) against the number of voters.",
+)

@@ -14,13 +14,12 @@ from collections import defaultdict
 
 import torch
 
+from src.defenses.base import Analysis
 from src.defenses.components.quantizer import Quantized
 
 
 @torch.no_grad()
-def vq_analysis(
-    defense, x: torch.Tensor, x_adv: torch.Tensor, batch_size: int
-) -> list[tuple[str, int, float]]:
+def vq_analysis(defense, classifier, x, x_adv, y, batch_size: int, seed: int) -> list[tuple[str, int, float]]:
     """(metric, depth, value) triples; depth 0 is the image."""
     sums: dict[tuple[str, int], float] = defaultdict(float)
     for xb, xb_adv in zip(x.split(batch_size), x_adv.split(batch_size), strict=True):
@@ -36,3 +35,16 @@ def vq_analysis(
             else:
                 sums["pre_vq_l1", depth] += (c - a).abs().mean((1, 2, 3)).sum().item()
     return [(metric, depth, total / len(x)) for (metric, depth), total in sorted(sums.items())]
+
+
+VQ_ANALYSIS = Analysis(
+    name="vq_analysis",
+    columns=("metric", "depth"),
+    measure=vq_analysis,
+    axis="eps",
+    lines=("defense", "depth"),
+    line_label="{defense} d{depth}",
+    title="VQ analysis",
+    description="Section 5.4.4: feature and code changes per U-Net depth under attack (d0: the image).",
+    adversarial_only=True,
+)

@@ -3,7 +3,8 @@
 Quantization snaps adversarial features back onto codes learned from clean data, which is
 where the defense comes from; `quantize=false` is the non-VQ ablation (`defense=vqunet_novq`).
 Loss: alpha * L_recon + beta * L_E + L_Q, summed over depths. The class-structured EMA
-codebook update is the callback this module asks Lightning for (`configure_callbacks`).
+codebook update is the callback this module asks Lightning for (`configure_callbacks`). It
+offers section 5.4.4's analysis (`eval.analyses=[vq_analysis]`).
 """
 
 from __future__ import annotations
@@ -14,18 +15,17 @@ import torch.nn.functional as F
 from src.defenses.base import TrainedPurifier
 from src.defenses.components.ema_codebook import EmaCodebookUpdate
 from src.defenses.components.vqunet_net import VQUNetNet
+from src.defenses.vq_analysis import VQ_ANALYSIS
 from src.errors import AdvPurifyError
 
 
 class VQUNet(TrainedPurifier):
     gradient = "straight_through"  # argmin has no gradient; the STE is the surrogate (BPDA)
+    analyses = (VQ_ANALYSIS,)
 
     def __init__(
         self,
-        name: str,
-        data: str,
-        input_shape: tuple[int, int, int],
-        num_classes: int,
+        *,
         width: int = 64,
         depth: int = 4,
         res_blocks: int = 2,
@@ -35,17 +35,16 @@ class VQUNet(TrainedPurifier):
         lr: float = 2e-4,
         ema_omega: float = 0.2,
         ema_source: str = "encoder",
+        **common,
     ) -> None:
-        super().__init__()
-        channels, size, _ = input_shape
-        if size % 2**depth:
+        super().__init__(**common)
+        if self.size % 2**depth:
             raise AdvPurifyError(
-                f"VQUNet with depth {depth} needs image sizes divisible by {2**depth}, got {size}: "
+                f"VQUNet with depth {depth} needs image sizes divisible by {2**depth}, got {self.size}: "
                 "set data.image_size=32 (Fashion-MNIST is zero-padded, SPEC 1)"
             )
-        self.save_hyperparameters()
-        self.name = name
-        self.net = VQUNetNet(channels, size, num_classes, width, depth, res_blocks, quantize)
+        num_classes = self.hparams.num_classes
+        self.net = VQUNetNet(self.channels, self.size, num_classes, width, depth, res_blocks, quantize)
 
     @property
     def quantizers(self):
