@@ -32,8 +32,11 @@ def test_forward_shape(name, data, size, tmp_path):
     with torch.no_grad():
         logits = module(torch.rand(2, *shape))
     assert logits.shape == (2, 10) and torch.isfinite(logits).all()
-    optimizer = module.configure_optimizers()
-    assert optimizer is not None
+    configured = module.configure_optimizers()
+    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert optimized == {id(p) for p in module.parameters()}  # every weight, nothing else
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(spec["optimizer"]["lr"])
 
 
 def test_resnet_depths_follow_6n_plus_2(tmp_path):

@@ -121,3 +121,48 @@ def test_cli_typo_in_a_key_is_rejected():
     )
     assert proc.returncode != 0
     assert "epz" in proc.stderr
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "attack").glob("*.yaml")))
+def test_every_attack_config_builds_an_attack_that_attacks(option, tmp_path):
+    """Built as eval builds it (a budget only where the attack takes one), on a 2-image batch."""
+    import torch
+    from hydra.utils import instantiate
+
+    from src.attacks.base import Attack, attack_class
+
+    cfg = compose_cfg("eval", [f"attack={option}"], tmp_path)
+    budget = {} if attack_class(cfg.attack._target_).minimal_norm is not None else {"eps": 0.3}
+    attack = instantiate(cfg.attack, **budget)
+    assert isinstance(attack, Attack) and attack.name == option
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    x, y = torch.rand(2, 1, 28, 28), torch.tensor([0, 1])
+    x_adv = attack(model, x, y)
+    assert x_adv.shape == x.shape and x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "defense").glob("*.yaml")))
+def test_every_defense_config_builds_a_defense_that_purifies(option, tmp_path):
+    """Each config builds its form of defense; a trained purifier's untrained net keeps the shape
+    and range; a composite names how to build its parts."""
+    import torch
+    from hydra.utils import instantiate
+
+    from src.defenses.base import CompositeDefense, Defense, TrainedPurifier, defense_class
+
+    cfg = compose_cfg("train", [f"defense={option}", "data.image_size=32"], tmp_path)
+    cls = defense_class(cfg.defense._target_)
+    if issubclass(cls, CompositeDefense):
+        assert cfg.defense.purifier in cls.parts_hint(cfg.defense)
+        return
+    shape = {"data": "fmnist", "input_shape": (1, 32, 32), "num_classes": 10}
+    defense = (
+        instantiate(cfg.defense, **shape) if issubclass(cls, TrainedPurifier) else instantiate(cfg.defense)
+    )
+    assert isinstance(defense, Defense) and defense.name == option
+    if "restarts" in cfg.defense:  # Defense-GAN: a one-step search is enough for the shape
+        defense.hparams.restarts, defense.hparams.steps = 1, 1
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        x_hat = defense.eval().purify(x)
+    assert x_hat.shape == x.shape and x_hat.min() >= 0 and x_hat.max() <= 1

@@ -27,7 +27,7 @@ def same_number(ours: str, golden: str, column: str) -> bool:
 def test_split_evaluator_writes_what_the_old_one_wrote(trained32, tmp_path_factory, table):
     tmp = tmp_path_factory.getbasetemp() / "grid_regression"
     if not (tmp / "results" / "results.csv").exists():
-        run_grid(trained32["ckpt"], trained32["defense_ckpt"], tmp)
+        run_grid(trained32["ckpt"], tmp)
     ours, golden = read_rows(tmp / "results" / table), read_rows(GOLDEN / table)
     assert len(ours) == len(golden)
     assert list(ours[0]) == list(golden[0])  # the same columns in the same order

@@ -91,3 +91,14 @@ def test_voting_analysis_needs_a_voting_defense(trained):
     cfg = compose_cfg("eval", ["debug=smoke", "eval.analyses=[vote_analysis]"], trained["tmp"])
     with pytest.raises(AdvPurifyError, match="does not offer: it offers none"):
         evaluate(cfg)
+
+
+def test_training_a_defense_without_weights_is_refused_and_replaces_nothing(trained, tmp_path):
+    target = install_target(trained, tmp_path)
+    before = target.read_bytes()
+    cfg = compose_cfg("train", ["debug=smoke", "defense=sfl_vae_vote"], tmp_path)
+    with pytest.raises(
+        AdvPurifyError, match=r"defense=sfl_vae_vote has no weights of its own to train: train"
+    ):
+        train(cfg)
+    assert target.read_bytes() == before
