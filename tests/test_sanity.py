@@ -4,8 +4,8 @@ gradients is flagged in the report end to end."""
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from src.defenses.base import Defense
 from src.eval import evaluate
 from src.report import report
 from src.results import COLUMNS
@@ -61,11 +61,10 @@ def test_each_violation_is_flagged():
     assert got["more_iterations"] == [False]
 
 
-class GradientMasking(nn.Module):
+class GradientMasking(Defense):
     """A broken 'defense': the identity, but it cuts every gradient that passes through it."""
 
     gradient = "exact"  # what it claims
-    stochastic = False
 
     def __init__(self, name: str = "masking") -> None:
         super().__init__()
