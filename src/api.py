@@ -71,7 +71,7 @@ def build_defense(
         return checked(instantiate(cfg).eval())
     path = ckpt or checkpoints.stable_path(checkpoint_dir, data, cfg.name)
     hint = f"train it with `python -m src.train data={data} defense={cfg.name}`"
-    module = checkpoints.load(path, "defense", data, input_shape, hint, name=cfg.name)
+    module = checkpoints.load(path, "defense", data, input_shape, hint, name=cfg.name, base=cls)
     for key in module.test_time_hparams:
         module.hparams[key] = cfg[key]
     return checked(module)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
+from hydra.utils import get_object
 
 from src.errors import AdvPurifyError
 
@@ -81,6 +82,67 @@ class SelfDescribing:
         }
 
 
+# what a checkpoint's hyperparameters may ask to build (`_target_`): our architectures and
+# attacks, torch's optimizers and schedulers; each must name a class, never a function
+BUILDABLE = ("src.classifiers.", "src.attacks.", "torch.optim.")
+OURS = ("src.classifiers.", "src.defenses.")  # modules a checkpoint's class may be imported from
+KINDS = {  # the class every checkpoint of a kind must be, or subclass
+    "classifier": "src.classifiers.module.ClassifierModule",
+    "defense": "src.defenses.base.TrainedPurifier",
+    "tables": "src.defenses.components.voting.BayesianVote",
+}
+
+
+def qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def allowed_class(name: str, base: type, path: Path) -> type:
+    """The class a checkpoint names, if it is `base` or a subclass of it, defined in this project
+    or already imported by the run's own config; nothing else is imported or called."""
+
+    def known() -> dict[str, type]:
+        found, todo = {}, [base]
+        while todo:
+            cls = todo.pop()
+            found[qualified(cls)] = cls
+            todo += cls.__subclasses__()
+        return found
+
+    if name not in known() and name.startswith(OURS):
+        with suppress(ImportError):
+            importlib.import_module(name.rpartition(".")[0])
+    cls = known().get(name)
+    if cls is None:
+        raise AdvPurifyError(
+            f"{path} names class {name!r}, which is not a {base.__name__} of this project: "
+            "refusing to build it"
+        )
+    return cls
+
+
+def check_targets(node: Any, path: Path) -> None:
+    """Refuse hyperparameters that would build anything but an allowed class (`BUILDABLE`)."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if target is not None:
+            ok = isinstance(target, str) and target.startswith(BUILDABLE)
+            obj = None
+            if ok:
+                with suppress(Exception):
+                    obj = get_object(target)
+            if not isinstance(obj, type):
+                raise AdvPurifyError(
+                    f"{path} asks to build {target!r}, which is not an allowed class "
+                    f"(one of {list(BUILDABLE)}): refusing to load it"
+                )
+        for value in node.values():
+            check_targets(value, path)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            check_targets(value, path)
+
+
 def load(
     path: str | Path,
     kind: str,
@@ -88,26 +150,34 @@ def load(
     input_shape: tuple[int, ...] | None = None,
     hint: str = "",
     name: str | None = None,
-) -> pl.LightningModule:
-    """Rebuild a trained module from its checkpoint, frozen and in eval mode, on the CPU; given
-    `name`, the checkpoint must hold the model of that name."""
+    base: type | None = None,
+) -> Any:
+    """Rebuild a trained module from its checkpoint, frozen and in eval mode, on the CPU.
+
+    Never runs code from the file: tensors and plain data only (`weights_only`), a class that
+    is `base` (by default the kind's own, `KINDS`) or one of its subclasses, and
+    hyperparameters that build only allowed classes. Given `name`, the checkpoint must hold
+    the model of that name.
+    """
     path = Path(path)
     if not path.exists():
         raise AdvPurifyError(
             f"no {kind} checkpoint at {path}: {hint or 'train it first'}, or pass its path with ckpt="
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AdvPurifyError(
-            f"{path} is not a readable checkpoint ({err}): retrain it or pass another"
+            f"{path} is not a plain checkpoint of tensors and data ({reason[:160]}): refusing to "
+            "unpickle it; use one written by src.train"
         ) from err
     meta = ckpt.get("advpurify") if isinstance(ckpt, dict) else None
-    if meta is None:
+    if not isinstance(meta, dict) or not {"class", "kind", "name", "data", "input_shape"} <= set(meta):
         raise AdvPurifyError(
             f"{path} was not written by advpurify's src.train: it lacks the 'advpurify' entry"
         )
-    if meta["kind"] != kind:
+    if meta["kind"] not in KINDS or meta["kind"] != kind:
         raise AdvPurifyError(f"{path} holds a {meta['kind']}, not a {kind}")
     if meta["data"] != data:
         raise AdvPurifyError(f"{path} was trained on data={meta['data']}, but this run uses data={data}")
@@ -117,10 +187,16 @@ def load(
             f"{tuple(input_shape)}: set data.image_size={meta['input_shape'][-1]}"
         )
     if name is not None and meta["name"] != name:
-        option = "classifier" if kind == "classifier" else "defense"
-        raise AdvPurifyError(f"{path} holds {kind} {meta['name']}, not {name}: set {option}={meta['name']}")
-    module_name, _, class_name = meta["class"].rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    module = cls(**ckpt["hyper_parameters"])
-    module.load_state_dict(ckpt["state_dict"])
+        raise AdvPurifyError(f"{path} holds {kind} {meta['name']}, not {name}: pass the checkpoint of {name}")
+    cls = allowed_class(meta["class"], base or get_object(KINDS[kind]), path)
+    hparams = ckpt.get("hyper_parameters")
+    if not isinstance(hparams, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise AdvPurifyError(f"{path} lacks its hyper_parameters or state_dict: retrain it")
+    check_targets(hparams, path)
+    try:
+        module = cls(**hparams)
+        module.load_state_dict(ckpt["state_dict"])
+    except (TypeError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise AdvPurifyError(f"{path} does not fit {meta['class']} ({reason[:160]}): retrain it") from err
     return module.eval().requires_grad_(False)
