@@ -29,11 +29,28 @@ from src.attacks.base import Attack, attack_class
 from src.checkpoints import stable_path
 from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
-from src.defenses.base import Analysis, DefendedClassifier, Defense, defense_class
+from src.defenses.base import (
+    Analysis,
+    CompositeDefense,
+    DefendedClassifier,
+    Defense,
+    TrainedPurifier,
+    defense_class,
+)
 from src.device import resolve_device
 from src.errors import AdvPurifyError
 from src.loggers import build_loggers, close_loggers, log_results
-from src.results import COLUMNS, KEY, append_rows, fingerprint, finished_rows, write_layout
+from src.results import (
+    COLUMNS,
+    KEY,
+    append_rows,
+    cell_seed,
+    fingerprint,
+    finished_rows,
+    locked,
+    require_writable,
+    write_layout,
+)
 from src.threats import Parts
 
 
@@ -124,15 +141,19 @@ class Crafter:
         self.craft_seconds = 0.0
 
     def __call__(
-        self, parts: Parts, x: torch.Tensor, y: torch.Tensor, eps: float
+        self, parts: Parts, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int
     ) -> tuple[torch.Tensor, float]:
-        """x_adv at eps and the attack's seconds (a minimal-norm row reports its one crafting)."""
+        """x_adv at eps and the attack's seconds (a minimal-norm row reports its one crafting).
+
+        The attack's random draws (PGD's start, EOT) come from `seed` and the budget alone."""
         start = time.perf_counter()
         if eps == 0:
             return x, time.perf_counter() - start
         if not self.minimal:
+            torch.manual_seed(cell_seed(seed, eps))
             return craft(self.attacks[eps], parts, x, y), time.perf_counter() - start
         if self.crafted is None:
+            torch.manual_seed(cell_seed(seed, "minimal-norm"))
             self.crafted = craft(self.attacks[None], parts, x, y)
             self.craft_seconds = time.perf_counter() - start
         attack = self.attacks[None]
@@ -206,6 +227,7 @@ def load(cfg: DictConfig, datamodule: ImageDataModule, name: str, device: torch.
 def clean_columns(cfg: DictConfig, loaded: Loaded, data: str, name: str, stamp: str) -> dict[str, Any]:
     """What every row of the run shares: its key but eps, and the clean accuracies."""
     batch, x, y = cfg.eval.batch_size, loaded.x, loaded.y
+    torch.manual_seed(cell_seed(cfg.seed, data, name, "clean"))  # a random purifier's draws
     purified_acc, clean_l1, _ = purified_scores(loaded.model, x, x, y, batch)
     return {
         "data": data,
@@ -228,7 +250,9 @@ def measure(
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """One (attack, eps) cell: its results row and the adversarial images."""
     x, y = loaded.x, loaded.y
-    x_adv, seconds = crafter(loaded.parts, x, y, eps)
+    seed = cell_seed(base["seed"], *(base[k] for k in KEY if k != "eps"))
+    x_adv, seconds = crafter(loaded.parts, x, y, eps, seed)
+    torch.manual_seed(cell_seed(seed, eps, "scores"))
     delta = (x_adv - x).flatten(1)
     adv_acc, adv_l1, adv_l2 = purified_scores(loaded.model, x_adv, x, y, batch)
     row = {
@@ -270,12 +294,37 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     norm = parse_norm(cfg.attack.norm)
     eps_grid = validate_eps(cfg.eval.eps, norm)
     crafter = Crafter(cfg.attack, eps_grid)
+    for key in ("results_dir", "report_dir"):
+        require_writable(cfg.paths[key], f"paths.{key}")
+    require_writable(Path(cfg.paths.results_file).parent, "paths.results_file")
     pl.seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     datamodule = instantiate(cfg.data.module)
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
     todo = plan(cfg, datamodule.name, name, eps_grid)
-    rows = []
+    if todo.todo:
+        # the same cells started twice at once: the second waits, then finds them done
+        with locked(Path(cfg.paths.results_dir) / ".running" / todo.fingerprint):
+            todo = plan(cfg, datamodule.name, name, eps_grid)
+            rows = compute(cfg, datamodule, name, device, crafter, todo)
+    else:
+        rows = []
+    fresh = {row["eps"]: row for row in rows}
+    rows = [fresh[eps] if eps in fresh else todo.done[eps] for eps in eps_grid]
+    print_rows(rows)
+    return rows
+
+
+def compute(
+    cfg: DictConfig,
+    datamodule: ImageDataModule,
+    name: str,
+    device: torch.device,
+    crafter: Crafter,
+    todo: Plan,
+) -> list[dict[str, Any]]:
+    """The planned cells, each written as soon as it is measured."""
+    rows: list[dict[str, Any]] = []
     if todo.todo:
         loaded = load(cfg, datamodule, name, device)
         base = clean_columns(cfg, loaded, datamodule.name, name, todo.fingerprint)
@@ -289,9 +338,6 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
             rows.append(row)
         log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
         close_loggers(loggers)
-    fresh = {row["eps"]: row for row in rows}
-    rows = [fresh[eps] if eps in fresh else todo.done[eps] for eps in eps_grid]
-    print_rows(rows)
     return rows
 
 
@@ -304,7 +350,12 @@ def run_fingerprint(cfg: DictConfig, data: str, classifier: str) -> str:
     settings |= {"analyses": sorted(cfg.eval.analyses)}  # their rows come with the cell
     ckpt_dir = cfg.paths.checkpoint_dir
     files = [cfg.ckpt or stable_path(ckpt_dir, data, classifier)]
-    files.append(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name))
+    cls = defense_class(cfg.defense._target_)
+    if issubclass(cls, CompositeDefense):
+        files += cls.part_paths(cfg.defense, data, ckpt_dir, classifier)
+    elif issubclass(cls, TrainedPurifier):
+        files.append(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name))
+    files += [stable_path(ckpt_dir, data, s) for s in cfg.threat.get("surrogates", [])]
     return fingerprint(settings, files)
 
 

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from src.errors import AdvPurifyError
+
 KEY = ("data", "defense", "classifier", "attack", "threat", "eps")
 COLUMNS = (
     *KEY,
@@ -47,7 +49,8 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
 
 
 @contextmanager
-def _locked(path: Path):
+def locked(path: Path):
+    """An exclusive lock on `path` (held in `<path>.lock`) for the block, across processes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -67,7 +70,7 @@ def append_rows(
         missing = [c for c in required if c not in row]
         if missing:
             raise ValueError(f"results row lacks columns {missing}")
-    with _locked(path):
+    with locked(path):
         table = read_rows(path) + rows
         columns = list(required)
         for row in table:
@@ -110,13 +113,54 @@ def decision_names(row: dict[str, str]) -> list[str]:
     return [d for d in own if row.get(f"{d}_acc") not in (None, "")]
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def content_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes ("missing" for none), remembered per (path, size, mtime) so a
+    sweep hashes each checkpoint once."""
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
 def fingerprint(settings: dict[str, Any], files: Iterable[str | Path]) -> str:
     """A short hash of everything that decides a row's numbers but is not in KEY: the
-    settings (attack, defense, threat, n, seed, ...) and the size and mtime of each checkpoint
-    file used, so a retrained model or a changed attack is recomputed, not reused."""
-    stamps = {str(f): [Path(f).stat().st_size, Path(f).stat().st_mtime_ns] for f in files if Path(f).exists()}
+    settings (attack, defense, threat, n, seed, ...) and the content of every checkpoint the
+    row uses (a missing one counts too), so a retrained model or a changed attack is
+    recomputed, not reused, and a copied or touched file is not."""
+    stamps = sorted((Path(f).name, content_digest(f)) for f in files)
     blob = json.dumps({"settings": settings, "files": stamps}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cell_seed(seed: int, *key: Any) -> int:
+    """The RNG seed of one cell, from the run's seed and the cell's own key: a cell computed
+    alone, after a kill or in another order, draws what it draws in the whole grid."""
+    blob = json.dumps([seed, *key], default=str).encode()
+    return int(hashlib.sha256(blob).hexdigest()[:15], 16)
+
+
+def require_writable(folder: str | Path, key: str) -> None:
+    """Stop before any work if results cannot be written to `folder`."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise AdvPurifyError(
+            f"{key}={folder} is not writable ({err.strerror}): set {key}= to a folder you can write"
+        ) from err
 
 
 def finished_rows(path: str | Path, fingerprint: str) -> dict[float, dict[str, str]]:

@@ -106,3 +106,97 @@ def test_foreign_and_mismatched_checkpoints_are_clear_errors(trained, tmp_path):
         with pytest.raises(AdvPurifyError, match=message) as err:
             load_classifier("fmnist", "fmnist_a", path)
         one_line(err)
+
+
+# resuming a grid
+
+
+def grid_cfg(trained, tmp, *overrides: str):
+    from tests.conftest import compose_cfg
+
+    common = [
+        "debug=smoke",
+        "attack=pgd",
+        "attack.max_iter=5",
+        "threat=classifier",
+        f"ckpt={trained['ckpt']}",
+    ]
+    return compose_cfg("eval", [*common, *overrides], tmp)
+
+
+def test_a_cell_computed_after_a_kill_equals_the_uninterrupted_one(trained, tmp_path):
+    """PGD draws its random start from the cell's own seed, not from what ran before it."""
+    from src.eval import evaluate
+
+    whole = evaluate(grid_cfg(trained, tmp_path / "whole", "eval.eps=[0.05,0.1,0.2]"))
+    evaluate(grid_cfg(trained, tmp_path / "killed", "eval.eps=[0.05]"))  # the grid stopped after one cell
+    resumed = evaluate(grid_cfg(trained, tmp_path / "killed", "eval.eps=[0.05,0.1,0.2]"))
+    measured = ("adv_acc", "l2_mean", "linf_max", "adv_recon_l2")
+    assert [[r[k] for k in measured] for r in resumed] == [[r[k] for k in measured] for r in whole]
+
+
+def _evaluate(cfg) -> None:
+    from src.eval import evaluate
+
+    evaluate(cfg)
+
+
+def test_the_same_grid_started_twice_at_once_computes_each_cell_once(trained, tmp_path):
+    import multiprocessing
+
+    from src.results import read_rows
+
+    cfg = grid_cfg(trained, tmp_path, "eval.eps=[0.1,0.2]")
+    context = multiprocessing.get_context("spawn")
+    jobs = [context.Process(target=_evaluate, args=(cfg,)) for _ in range(2)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(timeout=300)
+    assert [job.exitcode for job in jobs] == [0, 0]
+    rows = read_rows(cfg.paths.results_file)
+    assert sorted(r["eps"] for r in rows) == ["0.1", "0.2"]
+
+
+def test_the_fingerprint_follows_checkpoint_content_not_its_mtime(trained, tmp_path):
+    import os
+    import shutil
+
+    from src.results import fingerprint
+
+    copy = tmp_path / "fmnist_a.ckpt"
+    shutil.copyfile(trained["ckpt"], copy)
+    before = fingerprint({}, [copy])
+    os.utime(copy, (0, 0))  # touched, same content: the finished cells still count
+    assert fingerprint({}, [copy]) == before
+    with open(copy, "ab") as f:  # other content (a retrained model): recomputed
+        f.write(b"\0")
+    assert fingerprint({}, [copy]) != before
+
+
+def test_a_voting_defense_fingerprint_covers_its_voters_and_tables(tmp_path):
+    from src.eval import run_fingerprint
+    from tests.conftest import compose_cfg
+
+    vote = ["defense=sfl_vae_vote", "defense.voters=[fmnist_b,fmnist_c]"]
+    cfg = compose_cfg("eval", vote, tmp_path)
+    before = run_fingerprint(cfg, "fmnist", "fmnist_a")
+    for name in ("fmnist_c+sfl_vae", "sfl_vae_vote-tables-fmnist_a", "sfl_vae"):
+        path = tmp_path / "checkpoints" / "fmnist" / f"{name}.ckpt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(name.encode())
+        after = run_fingerprint(cfg, "fmnist", "fmnist_a")
+        assert after != before, name
+        before = after
+
+
+def test_a_results_folder_that_cannot_be_written_stops_before_any_cell(trained, tmp_path):
+    from src.eval import evaluate
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("results cannot live under a file, whoever runs this")
+    cfg = grid_cfg(trained, tmp_path, f"paths.results_dir={blocker}/results")
+    with pytest.raises(AdvPurifyError, match=r"paths\.results_dir=.* is not writable") as err:
+        evaluate(cfg)
+    one_line(err)
+    assert blocker.read_text().startswith("results cannot")

@@ -134,6 +134,13 @@ class CompositeDefense(Defense):
         raise NotImplementedError
 
     @classmethod
+    def part_paths(
+        cls, cfg: DictConfig, data: str, checkpoint_dir: str | Path, classifier: str | None
+    ) -> list[Path]:
+        """Every checkpoint it is built from, for the fingerprint of the rows it gives."""
+        raise NotImplementedError
+
+    @classmethod
     def prepare(cls, cfg: DictConfig) -> dict[str, Any]:
         """`src.train task=tables`: compute and save what it needs beyond its parts."""
         raise AdvPurifyError(f"defense={cfg.name} has nothing to prepare: task=tables is for voting defenses")

@@ -92,6 +92,16 @@ class VotingDefense(CompositeDefense):
         return cls(cfg.name, purifier, voters, num_classes, cfg.draws, cfg.seed, tables)
 
     @classmethod
+    def part_paths(
+        cls, cfg: DictConfig, data: str, checkpoint_dir: str | Path, classifier: str | None
+    ) -> list[Path]:
+        names = [cfg.purifier, *(checkpoints.retrained_name(v, cfg.purifier) for v in cfg.voters)]
+        paths = [checkpoints.stable_path(checkpoint_dir, data, name) for name in names]
+        if classifier is not None:
+            paths.append(tables_path(checkpoint_dir, data, cfg.name, classifier))
+        return paths
+
+    @classmethod
     def prepare(cls, cfg: DictConfig) -> dict[str, Any]:
         """SPEC 3.1: p(e_B | c) and p(e_A | e_B, c) counted on the training split, saved by name."""
         datamodule = instantiate(cfg.data.module)
