@@ -11,6 +11,11 @@ tested on the whole test split and copied to `checkpoints/<data>/<name>.ckpt`, w
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
@@ -24,6 +29,7 @@ from src.data.base import ImageDataModule
 from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class
 from src.device import resolve_device, trainer_devices
 from src.errors import AdvPurifyError
+from src.guards import StopOnNonFinite
 from src.loggers import build_loggers, close_loggers
 
 TASKS = ("fit", "retrain", "tables")
@@ -81,6 +87,36 @@ def prepare(cfg: DictConfig) -> dict[str, float | str]:
     return cls.prepare(cfg)
 
 
+def run_dir(cfg: DictConfig, data: str, name: str) -> Path:
+    """Where a training run keeps its epoch checkpoints and `last.ckpt`, removed once its model
+    is published. The folder is named by what is trained and how (data, model, task, seed,
+    trainer), so the same command finds it again under resume=true, and runs that differ,
+    such as a sweep's jobs, never share one."""
+    keys = ("data", "classifier", "defense", "task", "seed", "trainer")
+    settings = {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in keys
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    return Path(cfg.paths.checkpoint_dir) / "runs" / data / f"{name}-{digest[:10]}"
+
+
+def resume_from(cfg: DictConfig, folder: Path) -> str | None:
+    """`last.ckpt` to continue from, under resume=true; a fresh run refuses to bury an
+    interrupted one."""
+    last = folder / "last.ckpt"
+    if cfg.resume and not last.exists():
+        raise AdvPurifyError(
+            f"resume=true, but there is no interrupted run at {last}: run without resume=true"
+        )
+    if not cfg.resume and last.exists():
+        raise AdvPurifyError(
+            f"an interrupted run of this model is at {folder}: continue it with resume=true, "
+            "or delete that folder to start afresh"
+        )
+    return str(last) if cfg.resume else None
+
+
 def train(cfg: DictConfig) -> dict[str, float | str]:
     if cfg.task == "tables":
         return prepare(cfg)
@@ -92,22 +128,36 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         raise AdvPurifyError(
             "callbacks.model_checkpoint is missing: src.train publishes the best checkpoint it keeps"
         )
+    folder = run_dir(cfg, datamodule.name, module.hparams.name)
+    ckpt_path = resume_from(cfg, folder)
     callbacks = [
-        instantiate(node, monitor=monitor, mode=mode) if key == "model_checkpoint" else instantiate(node)
+        instantiate(node, monitor=monitor, mode=mode, dirpath=str(folder))
+        if key == "model_checkpoint"
+        else instantiate(node)
         for key, node in cfg.callbacks.items()
     ]
+    callbacks.append(StopOnNonFinite())
     loggers = build_loggers(cfg)
     devices = trainer_devices(cfg.trainer.accelerator, cfg.trainer.devices)
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, devices=devices
     )
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     best = trainer.checkpoint_callback.best_model_path
+    if not best:
+        raise AdvPurifyError(f"training kept no checkpoint (no {monitor} was logged): nothing was published")
     (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+    StopOnNonFinite.check(trainer, test)
     dest = stable_path(cfg.paths.checkpoint_dir, datamodule.name, module.hparams.name)
     publish(best, dest)
+    shutil.rmtree(folder)
     close_loggers(loggers)
-    metrics = {monitor: float(trainer.checkpoint_callback.best_model_score), **test, "checkpoint": str(dest)}
+    metrics = {
+        monitor: float(trainer.checkpoint_callback.best_model_score),
+        **test,
+        "epochs": trainer.current_epoch,
+        "checkpoint": str(dest),
+    }
     scores = "  ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "checkpoint")
     console.print(f"[bold green]best checkpoint[/] {dest}  {scores}")
     return metrics

@@ -200,3 +200,58 @@ def test_a_results_folder_that_cannot_be_written_stops_before_any_cell(trained, 
         evaluate(cfg)
     one_line(err)
     assert blocker.read_text().startswith("results cannot")
+
+
+# training
+
+
+def test_a_diverged_run_stops_with_a_message_and_publishes_nothing(trained, tmp_path):
+    from src.train import train
+    from tests.conftest import compose_cfg, install_target
+
+    target = install_target(trained, tmp_path)
+    before = target.read_bytes()
+    cfg = compose_cfg("train", ["debug=smoke", "classifier.optimizer.lr=1e12"], tmp_path)
+    with pytest.raises(AdvPurifyError, match=r"training diverged and nothing was published") as err:
+        train(cfg)
+    one_line(err)
+    assert target.read_bytes() == before  # the good model stays
+
+
+def test_training_killed_mid_run_resumes_to_the_same_epoch_count(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from src.train import train
+    from tests.conftest import ROOT, compose_cfg
+
+    overrides = ["debug=smoke", "data.module.train_limit=6000", "trainer.max_epochs=4", "logger=none"]
+    paths = [f"paths.checkpoint_dir={tmp_path}/checkpoints", f"hydra.run.dir={tmp_path}/run"]
+    job = subprocess.Popen(
+        [sys.executable, "-m", "src.train", *overrides, *paths],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    runs = tmp_path / "checkpoints" / "runs" / "fmnist"
+    deadline = time.time() + 240
+    while not list(runs.glob("*/last.ckpt")) and time.time() < deadline and job.poll() is None:
+        time.sleep(0.2)
+    os.kill(job.pid, signal.SIGKILL)  # kill -9 after the first epoch's checkpoint
+    job.wait()
+    (last,) = runs.glob("*/last.ckpt")
+    assert torch.load(last, weights_only=True)["epoch"] < 3  # it really stopped early
+
+    cfg = compose_cfg("train", [*overrides, f"paths.checkpoint_dir={tmp_path}/checkpoints"], tmp_path)
+    with pytest.raises(AdvPurifyError, match="continue it with resume=true") as err:
+        train(cfg)  # a fresh run does not bury the interrupted one
+    one_line(err)
+    cfg.resume = True
+    metrics = train(cfg)
+    assert metrics["epochs"] == 4
+    assert not last.parent.exists()  # published, so the run's folder is gone
+    with pytest.raises(AdvPurifyError, match="no interrupted run"):
+        train(cfg)
