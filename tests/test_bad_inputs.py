@@ -255,3 +255,21 @@ def test_training_killed_mid_run_resumes_to_the_same_epoch_count(tmp_path):
     assert not last.parent.exists()  # published, so the run's folder is gone
     with pytest.raises(AdvPurifyError, match="no interrupted run"):
         train(cfg)
+
+
+# data
+
+
+def test_a_corrupted_dataset_cache_is_rebuilt_not_trusted(tmp_path):
+    from hydra.utils import instantiate
+
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("train", [f"paths.cache_dir={tmp_path}/cache"], tmp_path)
+    x, y = instantiate(cfg.data.module).test_tensors(500)
+    cached = tmp_path / "cache" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte"
+    damaged = bytearray(cached.read_bytes())
+    damaged[5000:5100] = bytes(100)  # a hundred pixels of the first test images zeroed
+    cached.write_bytes(bytes(damaged))
+    x_again, y_again = instantiate(cfg.data.module).test_tensors(500)
+    assert torch.equal(x_again, x) and torch.equal(y_again, y)

@@ -15,6 +15,7 @@ import torch
 import torchvision
 from torchvision.io import decode_jpeg
 
+from src.console import console
 from src.data.base import ImageDataModule, sha256
 from src.errors import AdvPurifyError
 
@@ -42,9 +43,13 @@ class CIFAR10DataModule(ImageDataModule):
             return self._read_official(train)
         split = "train" if train else "test"
         cache = self.cache_dir / "cifar10-jpeg" / f"{split}.pt"
+        stamp = cache.with_name(cache.name + ".sha256")
+        if cache.exists() and not (stamp.exists() and sha256(cache) == stamp.read_text().strip()):
+            console.print(f"[yellow]{cache} fails the checksum it was written with: decoding it again")
+            cache.unlink()
         if not cache.exists():
             self._decode_archive()
-        return torch.load(cache)
+        return torch.load(cache, weights_only=True)
 
     def _read_official(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         root = self.source_dir or self.cache_dir
@@ -91,4 +96,5 @@ class CIFAR10DataModule(ImageDataModule):
             labels = torch.tensor([label for label, _, _ in items], dtype=torch.long)
             tmp = out / f"{split}.pt.tmp"
             torch.save((images, labels), tmp)
+            (out / f"{split}.pt.sha256").write_text(sha256(tmp))
             os.replace(tmp, out / f"{split}.pt")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torchvision
 
-from src.data.base import ImageDataModule, gunzip_verified
+from src.console import console
+from src.data.base import ImageDataModule, gunzip_verified, sha256
 from src.errors import AdvPurifyError
 
 # sha256 of the uncompressed IDX files (the published contents; ../shared/data/README.md).
@@ -31,6 +32,10 @@ class FashionMNISTDataModule(ImageDataModule):
     def _ensure_unpacked(self) -> None:
         """Put the uncompressed IDX files where torchvision reads them, once."""
         raw = self.cache_dir / "FashionMNIST" / "raw"
+        for name, expected in RAW_SHA256.items():  # a damaged cache is rebuilt, never read
+            if (raw / name).exists() and sha256(raw / name) != expected:
+                console.print(f"[yellow]{raw / name} fails its published sha256: unpacking it again")
+                (raw / name).unlink()
         missing = [name for name in RAW_SHA256 if not (raw / name).exists()]
         if not missing:
             return
