@@ -13,7 +13,6 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
@@ -26,7 +25,7 @@ from src.defenses.base import (
     checked,
     defense_class,
 )
-from src.errors import AdvPurifyError
+from src.errors import AdvPurifyError, build
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -68,7 +67,7 @@ def build_defense(
     if issubclass(cls, CompositeDefense):
         return checked(cls.from_checkpoints(cfg, data, checkpoint_dir, input_shape, classifier).eval())
     if not issubclass(cls, TrainedPurifier):
-        return checked(instantiate(cfg).eval())
+        return checked(build(cfg).eval())
     path = ckpt or checkpoints.stable_path(checkpoint_dir, data, cfg.name)
     hint = f"train it with `python -m src.train data={data} defense={cfg.name}`"
     module = checkpoints.load(path, "defense", data, input_shape, hint, name=cfg.name, base=cls)
@@ -91,6 +90,22 @@ def load_defense(
     return build_defense(cfg, data, ckpt, checkpoint_dir)
 
 
+def input_shape_of(model: nn.Module) -> tuple[int, ...] | None:
+    """The input shape a trained model records (None for `none` and foreign modules)."""
+    hparams = getattr(model, "hparams", None)
+    if hparams is not None and "input_shape" in hparams:
+        return tuple(hparams["input_shape"])
+    purifier = getattr(model, "purifier", None)  # a composite reports its purifier's
+    return input_shape_of(purifier) if purifier is not None else None
+
+
 def defended(classifier: nn.Module, defense: nn.Module) -> nn.Module:
-    """One module that purifies, then classifies."""
-    return DefendedClassifier(classifier, defense).eval()
+    """One module that purifies, then classifies, and checks its inputs (`check_images`)."""
+    shapes = {"classifier": input_shape_of(classifier), "purifier": input_shape_of(defense)}
+    if None not in shapes.values() and shapes["classifier"] != shapes["purifier"]:
+        raise AdvPurifyError(
+            f"the classifier takes images of shape {shapes['classifier']} but the purifier "
+            f"{shapes['purifier']}: load both for the same data and data.image_size"
+        )
+    shape = shapes["classifier"] or shapes["purifier"]
+    return DefendedClassifier(classifier, defense, shape).eval()

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
-from src.errors import AdvPurifyError
+from src.errors import user_error_in
 
 console = Console()
 
@@ -30,6 +30,9 @@ def user_errors() -> Iterator[None]:
     """Turn an AdvPurifyError into one red line and exit status 1, without a traceback."""
     try:
         yield
-    except AdvPurifyError as err:
-        console.print(f"[bold red]error:[/] {err}")
+    except Exception as err:
+        cause = user_error_in(err)
+        if cause is None:
+            raise
+        console.print(f"[bold red]error:[/] {cause}")
         raise SystemExit(1) from None

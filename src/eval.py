@@ -18,7 +18,6 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 from torch import nn
@@ -38,7 +37,7 @@ from src.defenses.base import (
     defense_class,
 )
 from src.device import resolve_device
-from src.errors import AdvPurifyError
+from src.errors import AdvPurifyError, build
 from src.loggers import build_loggers, close_loggers, log_results
 from src.results import (
     COLUMNS,
@@ -52,6 +51,7 @@ from src.results import (
     write_layout,
 )
 from src.threats import Parts
+from src.validate import validate
 
 
 def validate_eps(eps: Any, norm: float) -> list[float]:
@@ -134,9 +134,9 @@ class Crafter:
     def __init__(self, attack: DictConfig, eps_grid: list[float]) -> None:
         self.minimal = attack_class(attack._target_).minimal_norm is not None
         if self.minimal:
-            self.attacks = {None: instantiate(attack)}
+            self.attacks = {None: build(attack)}
         else:
-            self.attacks = {eps: instantiate(attack, eps=eps) for eps in eps_grid if eps > 0}
+            self.attacks = {eps: build(attack, eps=eps) for eps in eps_grid if eps > 0}
         self.crafted: torch.Tensor | None = None
         self.craft_seconds = 0.0
 
@@ -216,11 +216,13 @@ def load(cfg: DictConfig, datamodule: ImageDataModule, name: str, device: torch.
     classifier = load_classifier(datamodule.name, name, cfg.ckpt, ckpt_dir, shape).to(device)
     defense = build_defense(cfg.defense, datamodule.name, cfg.defense_ckpt, ckpt_dir, shape, name).to(device)
     x, y = (t.to(device) for t in datamodule.test_tensors(cfg.eval.n))
+    if len(y) < cfg.eval.n:
+        raise AdvPurifyError(f"eval.n={cfg.eval.n} exceeds the {len(y)} test images: set eval.n={len(y)}")
 
     def surrogate(other: str) -> nn.Module:
         return load_classifier(datamodule.name, other, None, ckpt_dir, shape).to(device)
 
-    parts = instantiate(cfg.threat, _convert_="all").parts(classifier, defense, len(y), surrogate)
+    parts = build(cfg.threat, _convert_="all").parts(classifier, defense, len(y), surrogate)
     return Loaded(classifier, defense, defended(classifier, defense), x, y, parts)
 
 
@@ -291,6 +293,7 @@ def write(
 
 
 def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
+    validate(cfg)
     norm = parse_norm(cfg.attack.norm)
     eps_grid = validate_eps(cfg.eval.eps, norm)
     crafter = Crafter(cfg.attack, eps_grid)
@@ -299,7 +302,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     require_writable(Path(cfg.paths.results_file).parent, "paths.results_file")
     pl.seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    datamodule = instantiate(cfg.data.module)
+    datamodule = build(cfg.data.module)
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
     todo = plan(cfg, datamodule.name, name, eps_grid)
     if todo.todo:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.api import CONF_DIR, build_defense
@@ -28,9 +27,10 @@ from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
 from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class
 from src.device import resolve_device, trainer_devices
-from src.errors import AdvPurifyError
+from src.errors import AdvPurifyError, build
 from src.guards import StopOnNonFinite
 from src.loggers import build_loggers, close_loggers
+from src.validate import validate
 
 TASKS = ("fit", "retrain", "tables")
 
@@ -54,7 +54,7 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> pl.LightningMo
     name = cfg.classifier.name
     cls = defense_class(cfg.defense._target_)
     if cfg.task == "fit" and issubclass(cls, TrainedPurifier):
-        return instantiate(cfg.defense, _convert_="all", **shape)
+        return build(cfg.defense, _convert_="all", **shape)
     if cfg.task == "fit" and issubclass(cls, CompositeDefense):
         raise AdvPurifyError(
             f"defense={cfg.defense.name} has no weights of its own to train: {cls.parts_hint(cfg.defense)}"
@@ -118,10 +118,11 @@ def resume_from(cfg: DictConfig, folder: Path) -> str | None:
 
 
 def train(cfg: DictConfig) -> dict[str, float | str]:
+    validate(cfg)
     if cfg.task == "tables":
         return prepare(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data.module)
+    datamodule = build(cfg.data.module)
     module = build_module(cfg, datamodule)
     monitor, mode = module.checkpoint_monitor
     if "model_checkpoint" not in (cfg.callbacks or {}):
@@ -131,17 +132,15 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     folder = run_dir(cfg, datamodule.name, module.hparams.name)
     ckpt_path = resume_from(cfg, folder)
     callbacks = [
-        instantiate(node, monitor=monitor, mode=mode, dirpath=str(folder))
+        build(node, monitor=monitor, mode=mode, dirpath=str(folder))
         if key == "model_checkpoint"
-        else instantiate(node)
+        else build(node)
         for key, node in cfg.callbacks.items()
     ]
     callbacks.append(StopOnNonFinite())
     loggers = build_loggers(cfg)
     devices = trainer_devices(cfg.trainer.accelerator, cfg.trainer.devices)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, devices=devices
-    )
+    trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False, devices=devices)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     best = trainer.checkpoint_callback.best_model_path
     if not best:

@@ -273,3 +273,132 @@ def test_a_corrupted_dataset_cache_is_rebuilt_not_trusted(tmp_path):
     cached.write_bytes(bytes(damaged))
     x_again, y_again = instantiate(cfg.data.module).test_tensors(500)
     assert torch.equal(x_again, x) and torch.equal(y_again, y)
+
+
+# configs: every number checked at startup, nothing written
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["eval.n=0"], r"eval\.n=0: it must be a whole number >= 1"),
+        (["eval.n=-3"], r"eval\.n=-3"),
+        (["eval.n=1.5"], r"eval\.n=1\.5"),
+        (["eval.n=100000"], r"eval\.n=100000 exceeds the 256 test images: set eval\.n=256"),
+        (["eval.batch_size=0"], r"eval\.batch_size=0"),
+        (["data.module.eval_batch_size=-1"], r"data\.module\.eval_batch_size=-1"),
+        (["attack=pgd", "attack.max_iter=0"], r"attack\.max_iter=0"),
+        (["attack=pgd", "attack.rel_step=0"], r"attack\.rel_step=0"),
+        (["attack=bim", "attack.batch_size=0"], r"attack\.batch_size=0"),
+        (["attack=cw", "attack.learning_rate=-0.1"], r"attack\.learning_rate=-0\.1"),
+        (["attack=deepfool", "attack.nb_grads=1"], r"attack\.nb_grads=1"),
+        (["attack=fgsm", "attack.norm=3"], r"attack\.norm=3 is not supported"),
+        (["threat=pipeline", "threat.eot_samples=0"], r"threat\.eot_samples=0"),
+        (["threat=transfer", "threat.mix=1.5"], r"threat\.mix=1\.5"),
+        (["defense=defense_gan", "defense.restarts=0"], r"defense\.restarts=0"),
+        (["eval.eps=[-0.1]"], r"eval\.eps holds -0\.1: budgets must be >= 0"),
+        (["eval.eps=[2]"], r"eval\.eps holds 2"),
+        (["eval.eps=[]"], r"eval\.eps is empty"),
+        (
+            ["eval.analyses=[vq_analysis]"],
+            r"eval\.analyses names vq_analysis, which defense=none does not offer",
+        ),
+    ],
+)
+def test_every_bad_eval_setting_stops_at_startup_and_writes_nothing(trained, tmp_path, overrides, message):
+    from src.eval import evaluate
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("eval", ["debug=smoke", f"ckpt={trained['ckpt']}", *overrides], tmp_path)
+    with pytest.raises(AdvPurifyError, match=message) as err:
+        evaluate(cfg)
+    one_line(err)
+    assert not pathlib.Path(cfg.paths.results_file).exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["trainer.max_epochs=0"], r"trainer\.max_epochs=0"),
+        (["data.module.batch_size=0"], r"data\.module\.batch_size=0"),
+        (["classifier.optimizer.lr=0"], r"classifier\.optimizer\.lr=0"),
+        (["defense=vqunet", "defense.width=0"], r"defense\.width=0"),
+        (["defense=sfl_vae", "defense.kl_weight=-1"], r"defense\.kl_weight=-1"),
+        (["defense=vqunet", "defense.ema_omega=1.5"], r"defense\.ema_omega=1\.5"),
+        (["task=typo"], r"task=typo is unknown"),
+        (["task=retrain"], r"task=retrain trains on a trained purifier's outputs"),
+        (["task=tables"], r"task=tables counts a voting defense's tables"),
+    ],
+)
+def test_every_bad_training_setting_stops_and_publishes_nothing(tmp_path, overrides, message):
+    from src.train import train
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("train", ["debug=smoke", *overrides], tmp_path)
+    with pytest.raises(AdvPurifyError, match=message) as err:
+        train(cfg)
+    one_line(err)
+    assert not (tmp_path / "checkpoints").exists() or not list((tmp_path / "checkpoints").rglob("*.ckpt"))
+
+
+# the Python API
+
+
+def test_the_api_checks_its_inputs(trained):
+    from src.api import defended, load_classifier, load_defense
+
+    classifier = load_classifier("fmnist", "fmnist_a", trained["ckpt"])
+    model = defended(classifier, load_defense("fmnist", "none"))
+    good = torch.rand(2, 1, 28, 28)
+    assert model(good).shape == (2, 10)
+    cases = [
+        (good.numpy(), "give a torch tensor"),
+        ((good * 255).to(torch.uint8), r"dtype torch\.uint8: give float pixels"),
+        (good[0], r"shape \(1, 28, 28\): give a batch"),
+        (torch.rand(2, 3, 28, 28), r"shape \(3, 28, 28\), but the model takes \(1, 28, 28\)"),
+        (torch.rand(2, 1, 32, 32), r"but the model takes \(1, 28, 28\)"),
+        (good * float("nan"), "NaN or inf"),
+        (good * 255, r"pixels in \[0, 1\]"),
+        (good - 0.5, r"pixels in \[0, 1\]"),
+    ]
+    for x, message in cases:
+        with pytest.raises(AdvPurifyError, match=message) as err:
+            model(x)
+        one_line(err)
+
+
+def test_defended_refuses_a_classifier_and_purifier_of_different_sizes(trained, trained32):
+    from src.api import defended, load_classifier
+
+    classifier = load_classifier("fmnist", "fmnist_a", trained["ckpt"])
+    purifier = checkpoints.load(trained32["defense_ckpt"], "defense", "fmnist")
+    with pytest.raises(AdvPurifyError, match=r"\(1, 28, 28\) but the purifier \(1, 32, 32\)") as err:
+        defended(classifier, purifier)
+    one_line(err)
+
+
+def test_unknown_names_in_the_api_list_the_choices():
+    from src.api import load_defense
+
+    with pytest.raises(AdvPurifyError, match=r"unknown defense 'vqunett': choose one of \[.*'vqunet'"):
+        load_defense("fmnist", "vqunett")
+
+
+def test_the_cli_reports_a_bad_setting_inside_a_config_target_as_one_line(tmp_path):
+    """Hydra wraps what a target raises; the entry point still prints just the user's line."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    command = [sys.executable, "-m", "src.eval", "attack=deepfool", "attack.nb_grads=1", "logger=none"]
+    done = subprocess.run(
+        [*command, f"paths.results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "attack.nb_grads=1: DeepFool needs nb_grads >= 2" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr

@@ -168,12 +168,43 @@ def checked(defense: Defense) -> Defense:
     return defense
 
 
-class DefendedClassifier(nn.Module):
-    """Purify, then classify: the whole defended model as one module (logits out)."""
+def check_images(x: Any, input_shape: Sequence[int] | None) -> None:
+    """What the public API accepts: a float tensor N x C x H x W of finite pixels in [0, 1]
+    (the shape the model was trained on, when it is known)."""
+    if not torch.is_tensor(x):
+        raise AdvPurifyError(f"x is a {type(x).__name__}: give a torch tensor N x C x H x W")
+    if not x.is_floating_point():
+        raise AdvPurifyError(f"x has dtype {x.dtype}: give float pixels in [0, 1] (e.g. x.float() / 255)")
+    if x.dim() != 4:
+        raise AdvPurifyError(
+            f"x has shape {tuple(x.shape)}: give a batch N x C x H x W (x[None] for one image)"
+        )
+    if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
+        raise AdvPurifyError(
+            f"x has images of shape {tuple(x.shape[1:])}, but the model takes {tuple(input_shape)}: "
+            "resize or pad them (Fashion-MNIST at 32x32 is zero-padded, SPEC 1)"
+        )
+    if not torch.isfinite(x).all():
+        raise AdvPurifyError("x holds NaN or inf pixels: give finite pixels in [0, 1]")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise AdvPurifyError(
+            f"x has pixels in [{x.min().item():.3g}, {x.max().item():.3g}]: give pixels in [0, 1], "
+            "not normalised by a mean and std (SPEC 1)"
+        )
 
-    def __init__(self, classifier: nn.Module, defense: Defense) -> None:
+
+class DefendedClassifier(nn.Module):
+    """Purify, then classify: the whole defended model as one module (logits out). Given
+    `input_shape` (the API's `defended()` does), it checks every input first."""
+
+    def __init__(
+        self, classifier: nn.Module, defense: Defense, input_shape: Sequence[int] | None = None
+    ) -> None:
         super().__init__()
         self.classifier, self.defense = classifier, defense
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_shape is not None:
+            check_images(x, self.input_shape)
         return self.classifier(self.defense.purify(x))

@@ -19,13 +19,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torch import nn
 
 from src import checkpoints
 from src.attacks.base import attack_class
 from src.defenses.sfl_vae import SFLVAE
-from src.errors import AdvPurifyError
+from src.errors import AdvPurifyError, build
 
 
 @dataclass
@@ -74,7 +73,7 @@ class DefenseVAE(SFLVAE):
         for a, config in enumerate(self.hparams.attacks.values()):
             rows = ((spec // n_eps == a) & (eps[spec % n_eps] > 0)).nonzero().squeeze(1)
             if len(rows):
-                attack = instantiate(config, eps=eps[spec[rows] % n_eps])
+                attack = build(config, eps=eps[spec[rows] % n_eps])
                 x_adv[rows] = attack(self.attacker.model, x[rows], y[rows])
         return x_adv
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
@@ -27,6 +26,7 @@ from src.defenses.base import CompositeDefense
 from src.defenses.components.voting import BayesianVote, Voting
 from src.defenses.vote_analysis import VOTE_ANALYSIS
 from src.device import resolve_device
+from src.errors import build
 
 
 def tables_path(checkpoint_dir: str | Path, data: str, name: str, classifier: str) -> Path:
@@ -104,7 +104,7 @@ class VotingDefense(CompositeDefense):
     @classmethod
     def prepare(cls, cfg: DictConfig) -> dict[str, Any]:
         """SPEC 3.1: p(e_B | c) and p(e_A | e_B, c) counted on the training split, saved by name."""
-        datamodule = instantiate(cfg.data.module)
+        datamodule = build(cfg.data.module)
         datamodule.setup("fit")
         data, shape, ckpt_dir = datamodule.name, datamodule.input_shape, cfg.paths.checkpoint_dir
         device = resolve_device(cfg.device)
