@@ -3,7 +3,7 @@ model and one set of real test images, beside the floor a k-step attack cannot b
 + input-gradient backward passes (measured here, not assumed).
 
     make bench            # installs torchattacks, then runs this with the defaults below
-    python benchmarks/attack_throughput.py --ckpt checkpoints/fmnist/fmnist_a.ckpt --n 512
+    python benchmarks/attack_throughput.py --ckpt checkpoints/fmnist/32px/fmnist_a.ckpt --n 512
 
 Every attack runs at its config's settings (conf/attack/; FGSM/BIM/PGD at eps 0.1 L-inf, PGD-L2
 at eps 1.0); torchattacks gets the same eps, step and step count. torchattacks has no CW-L-inf,
@@ -105,7 +105,7 @@ def success(model, x_adv, y) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--ckpt", default="checkpoints/fmnist/fmnist_a.ckpt")
+    parser.add_argument("--ckpt", default="checkpoints/fmnist/32px/fmnist_a.ckpt")
     parser.add_argument("--data", default="fmnist")
     parser.add_argument("--n", type=int, default=512)
     parser.add_argument("--n-minimal", type=int, default=64)

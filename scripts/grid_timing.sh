@@ -15,10 +15,10 @@ DEFENSE=${DEFENSE:-vqunet}
 read -r -a extra <<<"${EXTRA:-}"
 common=(data=fmnist data.image_size=32 logger=csv "${extra[@]}")
 EPS='[0.025,0.05,0.075,0.1,0.15,0.2,0.25,0.3]'
-if [[ ! -f checkpoints/fmnist/fmnist_a.ckpt ]]; then
+if [[ ! -f checkpoints/fmnist/32px/fmnist_a.ckpt ]]; then
   $PY -m src.train "${common[@]}" classifier=fmnist_a trainer.max_epochs="${TARGET_EPOCHS:-5}"
 fi
-if [[ ! -f checkpoints/fmnist/$DEFENSE.ckpt ]]; then
+if [[ ! -f checkpoints/fmnist/32px/$DEFENSE.ckpt ]]; then
   $PY -m src.train "${common[@]}" defense="$DEFENSE" trainer.max_epochs="${DEFENSE_EPOCHS:-1}"
 fi
 start=$(date +%s.%N)

@@ -3,7 +3,7 @@
 # with its retrained target, under FGSM, BIM, PGD and CW-L-inf over an eps grid, in each threat
 # model: `classifier` (the source's), `pipeline` (VQUNet end to end, BPDA through the VQ argmin)
 # and `transfer` (crafted on surrogates); then `src.report` for the side-by-side tables.
-# Needs checkpoints/fmnist/{fmnist_a,vqunet,fmnist_a+vqunet}.ckpt (scripts/vqunet_fmnist.sh);
+# Needs checkpoints/fmnist/32px/{fmnist_a,vqunet,fmnist_a+vqunet}.ckpt (scripts/vqunet_fmnist.sh);
 # trains the surrogates when missing.
 # Knobs (environment): N (test images, default 10000), EPS (default [0.05,0.1,0.2,0.3]),
 # SURROGATES (default the three DenseNets of threat=transfer), SURROGATE_EPOCHS, EXTRA
@@ -18,7 +18,7 @@ RESULTS=${RESULTS:-results/results.csv}
 read -r -a extra <<<"${EXTRA:-}"
 common=(data=fmnist data.image_size=32 logger=csv paths.results_file="$RESULTS" "${extra[@]}")
 for surrogate in ${SURROGATES//,/ }; do
-  if [[ ! -f checkpoints/fmnist/$surrogate.ckpt ]]; then
+  if [[ ! -f checkpoints/fmnist/32px/$surrogate.ckpt ]]; then
     $PY -m src.train "${common[@]}" classifier="$surrogate" trainer.max_epochs="${SURROGATE_EPOCHS:-5}"
   fi
 done

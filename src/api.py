@@ -37,8 +37,9 @@ def load_classifier(
     checkpoint_dir: str | Path = "checkpoints",
     input_shape: tuple[int, ...] | None = None,
 ) -> nn.Module:
-    """A trained classifier, frozen, in eval mode; `ckpt` overrides checkpoints/<data>/<name>.ckpt."""
-    path = ckpt or checkpoints.stable_path(checkpoint_dir, data, name)
+    """A trained classifier, frozen, in eval mode; `ckpt` overrides
+    checkpoints/<data>/<size>px/<name>.ckpt (the one size published, when no shape is given)."""
+    path = ckpt or checkpoints.find(checkpoint_dir, data, name, input_shape)
     hint = f"train it with `python -m src.train data={data} classifier={name}`"
     return checkpoints.load(path, "classifier", data, input_shape, hint, name=name)
 
@@ -68,7 +69,7 @@ def build_defense(
         return checked(cls.from_checkpoints(cfg, data, checkpoint_dir, input_shape, classifier).eval())
     if not issubclass(cls, TrainedPurifier):
         return checked(build(cfg).eval())
-    path = ckpt or checkpoints.stable_path(checkpoint_dir, data, cfg.name)
+    path = ckpt or checkpoints.find(checkpoint_dir, data, cfg.name, input_shape)
     hint = f"train it with `python -m src.train data={data} defense={cfg.name}`"
     module = checkpoints.load(path, "defense", data, input_shape, hint, name=cfg.name, base=cls)
     for key in module.test_time_hparams:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,29 @@ from hydra.utils import get_object
 from src.errors import AdvPurifyError
 
 
-def stable_path(checkpoint_dir: str | Path, data: str, name: str) -> Path:
-    """`checkpoints/<data>/<name>.ckpt`: where `src.train` publishes and `src.eval` looks."""
-    return Path(checkpoint_dir) / data / f"{name}.ckpt"
+def stable_path(
+    checkpoint_dir: str | Path, data: str, name: str, input_shape: Sequence[int], seed: int = 0
+) -> Path:
+    """`checkpoints/<data>/<size>px/<name>.ckpt`: where `src.train` publishes and `src.eval`
+    looks. The image size is part of the place, so a model trained on padded images never
+    replaces the unpadded one of the same name; so is a training seed other than 0
+    (`<name>-seed<k>.ckpt`), so that the seeds of one model stand side by side."""
+    suffix = f"-seed{seed}" if seed else ""
+    return Path(checkpoint_dir) / data / f"{input_shape[-1]}px" / f"{name}{suffix}.ckpt"
+
+
+def find(checkpoint_dir: str | Path, data: str, name: str, input_shape: Sequence[int] | None) -> Path:
+    """`stable_path`, or, with no input shape given (the Python API), the one size published."""
+    if input_shape is not None:
+        return stable_path(checkpoint_dir, data, name, input_shape)
+    found = sorted((Path(checkpoint_dir) / data).glob(f"*px/{name}.ckpt"))
+    if len(found) > 1:
+        sizes = [p.parent.name for p in found]
+        raise AdvPurifyError(
+            f"{name} is published for several image sizes ({', '.join(sizes)}) under "
+            f"{Path(checkpoint_dir) / data}: pass input_shape=(channels, size, size) or the ckpt path"
+        )
+    return found[0] if found else Path(checkpoint_dir) / data / "<size>px" / f"{name}.ckpt"
 
 
 def retrained_name(classifier: str, purifier: str) -> str:
@@ -167,10 +188,9 @@ def load(
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AdvPurifyError(
-            f"{path} is not a plain checkpoint of tensors and data ({reason[:160]}): refusing to "
-            "unpickle it; use one written by src.train"
+            f"{path} is damaged or holds more than tensors and plain data ({type(err).__name__}): "
+            "refusing to unpickle it; use one written by src.train"
         ) from err
     meta = ckpt.get("advpurify") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or not {"class", "kind", "name", "data", "input_shape"} <= set(meta):

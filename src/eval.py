@@ -179,7 +179,7 @@ class Plan:
     analyses: list[Analysis]
 
 
-def plan(cfg: DictConfig, data: str, classifier: str, eps_grid: list[float]) -> Plan:
+def plan(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...], eps_grid: list[float]) -> Plan:
     offered = {a.name: a for a in defense_class(cfg.defense._target_).analyses}
     for name in cfg.eval.analyses:
         if name not in offered:
@@ -187,7 +187,7 @@ def plan(cfg: DictConfig, data: str, classifier: str, eps_grid: list[float]) -> 
                 f"eval.analyses names {name}, which defense={cfg.defense.name} does not offer: "
                 f"it offers {sorted(offered) or 'none'}"
             )
-    stamp = run_fingerprint(cfg, data, classifier)
+    stamp = run_fingerprint(cfg, data, classifier, shape)
     done = {} if cfg.eval.recompute else finished_rows(cfg.paths.results_file, stamp)
     todo = [eps for eps in eps_grid if eps not in done]
     if len(todo) < len(eps_grid):
@@ -304,11 +304,11 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     device = resolve_device(cfg.device)
     datamodule = build(cfg.data.module)
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
-    todo = plan(cfg, datamodule.name, name, eps_grid)
+    todo = plan(cfg, datamodule.name, name, datamodule.input_shape, eps_grid)
     if todo.todo:
         # the same cells started twice at once: the second waits, then finds them done
         with locked(Path(cfg.paths.results_dir) / ".running" / todo.fingerprint):
-            todo = plan(cfg, datamodule.name, name, eps_grid)
+            todo = plan(cfg, datamodule.name, name, datamodule.input_shape, eps_grid)
             rows = compute(cfg, datamodule, name, device, crafter, todo)
     else:
         rows = []
@@ -344,7 +344,7 @@ def compute(
     return rows
 
 
-def run_fingerprint(cfg: DictConfig, data: str, classifier: str) -> str:
+def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> str:
     """What decides this run's numbers beyond its results key (see `results.fingerprint`)."""
     settings = {
         key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("attack", "defense", "threat")
@@ -352,13 +352,13 @@ def run_fingerprint(cfg: DictConfig, data: str, classifier: str) -> str:
     settings |= {"data": OmegaConf.to_container(cfg.data, resolve=True), "n": cfg.eval.n, "seed": cfg.seed}
     settings |= {"analyses": sorted(cfg.eval.analyses)}  # their rows come with the cell
     ckpt_dir = cfg.paths.checkpoint_dir
-    files = [cfg.ckpt or stable_path(ckpt_dir, data, classifier)]
+    files = [cfg.ckpt or stable_path(ckpt_dir, data, classifier, shape)]
     cls = defense_class(cfg.defense._target_)
     if issubclass(cls, CompositeDefense):
-        files += cls.part_paths(cfg.defense, data, ckpt_dir, classifier)
+        files += cls.part_paths(cfg.defense, data, ckpt_dir, shape, classifier)
     elif issubclass(cls, TrainedPurifier):
-        files.append(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name))
-    files += [stable_path(ckpt_dir, data, s) for s in cfg.threat.get("surrogates", [])]
+        files.append(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape))
+    files += [stable_path(ckpt_dir, data, s, shape) for s in cfg.threat.get("surrogates", [])]
     return fingerprint(settings, files)
 
 

@@ -5,7 +5,7 @@ defense instead; with `task=retrain` it trains the classifier on that defense's 
 with `task=tables` it prepares a composite defense (voting: counts its Bayesian-update tables
 on the training set).
 The best validation epoch (by the module's own `checkpoint_monitor`) is
-tested on the whole test split and copied to `checkpoints/<data>/<name>.ckpt`, where
+tested on the whole test split and copied to `checkpoints/<data>/<size>px/<name>.ckpt`, where
 `src.eval` and `src.api` find it by name.
 """
 
@@ -147,7 +147,9 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         raise AdvPurifyError(f"training kept no checkpoint (no {monitor} was logged): nothing was published")
     (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     StopOnNonFinite.check(trainer, test)
-    dest = stable_path(cfg.paths.checkpoint_dir, datamodule.name, module.hparams.name)
+    dest = stable_path(
+        cfg.paths.checkpoint_dir, datamodule.name, module.hparams.name, datamodule.input_shape, cfg.seed
+    )
     publish(best, dest)
     shutil.rmtree(folder)
     close_loggers(loggers)

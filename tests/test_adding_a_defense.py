@@ -18,7 +18,7 @@ def test_a_new_defense_trains_evaluates_and_loads(trained, tmp_path):
     install_target(trained, tmp_path)
     fit = compose_cfg("train", ["debug=smoke", "defense=tiny", "trainer.max_epochs=2"], tmp_path)
     metrics = train(fit)
-    assert metrics["checkpoint"].endswith("fmnist/tiny.ckpt")
+    assert metrics["checkpoint"].endswith("fmnist/28px/tiny.ckpt")
 
     datamodule = instantiate(fit.data.module)
     x, y = datamodule.test_tensors(256)

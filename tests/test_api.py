@@ -38,5 +38,5 @@ def test_wrong_dataset_checkpoint_is_refused(trained):
 def test_corrupt_checkpoint_is_refused(tmp_path):
     bad = tmp_path / "x.ckpt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(AdvPurifyError, match="not a readable checkpoint"):
+    with pytest.raises(AdvPurifyError, match="refusing to unpickle it"):
         load_classifier("fmnist", "fmnist_a", ckpt=bad)

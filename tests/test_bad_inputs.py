@@ -180,12 +180,12 @@ def test_a_voting_defense_fingerprint_covers_its_voters_and_tables(tmp_path):
 
     vote = ["defense=sfl_vae_vote", "defense.voters=[fmnist_b,fmnist_c]"]
     cfg = compose_cfg("eval", vote, tmp_path)
-    before = run_fingerprint(cfg, "fmnist", "fmnist_a")
+    before = run_fingerprint(cfg, "fmnist", "fmnist_a", (1, 28, 28))
     for name in ("fmnist_c+sfl_vae", "sfl_vae_vote-tables-fmnist_a", "sfl_vae"):
-        path = tmp_path / "checkpoints" / "fmnist" / f"{name}.ckpt"
+        path = tmp_path / "checkpoints" / "fmnist" / "28px" / f"{name}.ckpt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(name.encode())
-        after = run_fingerprint(cfg, "fmnist", "fmnist_a")
+        after = run_fingerprint(cfg, "fmnist", "fmnist_a", (1, 28, 28))
         assert after != before, name
         before = after
 
@@ -402,3 +402,20 @@ def test_the_cli_reports_a_bad_setting_inside_a_config_target_as_one_line(tmp_pa
     assert done.returncode == 1
     assert "attack.nb_grads=1: DeepFool needs nb_grads >= 2" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_padded_run_or_another_seed_never_replaces_a_published_model(trained, tmp_path):
+    from src.train import train
+    from tests.conftest import compose_cfg, install_target
+
+    target = install_target(trained, tmp_path)
+    before = target.read_bytes()
+    padded = train(compose_cfg("train", ["debug=smoke", "data.image_size=32"], tmp_path))
+    reseeded = train(compose_cfg("train", ["debug=smoke", "seed=1"], tmp_path))
+    assert padded["checkpoint"].endswith("fmnist/32px/fmnist_a.ckpt")
+    assert reseeded["checkpoint"].endswith("fmnist/28px/fmnist_a-seed1.ckpt")
+    assert target.read_bytes() == before
+    with pytest.raises(AdvPurifyError, match=r"several image sizes \(28px, 32px\)") as err:
+        load_classifier("fmnist", "fmnist_a", checkpoint_dir=tmp_path / "checkpoints")
+    one_line(err)
+    assert load_classifier("fmnist", "fmnist_a", None, tmp_path / "checkpoints", (1, 32, 32)) is not None

@@ -42,7 +42,7 @@ def run(tmp, name: str, *overrides: str) -> dict:
 
 def test_defense_vae_attacks_each_image_by_its_own_attack_and_budget(with_target):
     hp = {"latent_dim": 16, "eps": [0.0, 0.1, 0.3], "attacks": ATTACKS}
-    path = str(with_target / "checkpoints" / "fmnist" / "fmnist_a.ckpt")
+    path = str(with_target / "checkpoints" / "fmnist" / "28px" / "fmnist_a.ckpt")
     vae = DefenseVAE(**SHAPE, name="defense_vae", attacker=path, **hp)
     vae.on_fit_start()
     x = torch.rand(12, 1, 28, 28)

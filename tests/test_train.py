@@ -36,7 +36,7 @@ def test_smoke_train_lowers_the_loss_and_publishes(trained, tmp_path):
     model = checkpoints.load(trained["ckpt"], "classifier", "fmnist")
     assert val_loss(model, x, y) < 0.5 * val_loss(untrained, x, y)
     assert Path(trained["ckpt"]) == checkpoints.stable_path(
-        trained["tmp"] / "checkpoints", "fmnist", "fmnist_a"
+        trained["tmp"] / "checkpoints", "fmnist", "fmnist_a", (1, 28, 28)
     )
     assert trained["metrics"]["test/acc"] > 0.7
 

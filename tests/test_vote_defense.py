@@ -34,7 +34,7 @@ def voting_setup(trained, tmp_path_factory):
 
 def test_tables_are_counted_on_the_training_split_and_saved(voting_setup):
     _, path = voting_setup
-    assert path.endswith("fmnist/sfl_vae_vote-tables-fmnist_a.ckpt")
+    assert path.endswith("fmnist/28px/sfl_vae_vote-tables-fmnist_a.ckpt")
     tables = checkpoints.load(path, "tables", "fmnist", (1, 28, 28))
     assert torch.allclose(tables.p_vote.sum(1), torch.ones(10))
     assert torch.allclose(tables.p_target.sum(2), torch.ones(10, 10))

@@ -89,7 +89,7 @@ def test_retrain_trains_the_classifier_on_purified_data(trained32, tmp_path):
         f"defense_ckpt={trained32['defense_ckpt']}",
     ]
     metrics = train(compose_cfg("train", overrides, tmp_path))
-    assert metrics["checkpoint"].endswith("fmnist/fmnist_a+vqunet.ckpt")
+    assert metrics["checkpoint"].endswith("fmnist/32px/fmnist_a+vqunet.ckpt")
     model = checkpoints.load(metrics["checkpoint"], "classifier", "fmnist")
     assert model.hparams.name == "fmnist_a+vqunet" and metrics["test/acc"] > 0.3
     rows = evaluate(

@@ -135,7 +135,12 @@ class CompositeDefense(Defense):
 
     @classmethod
     def part_paths(
-        cls, cfg: DictConfig, data: str, checkpoint_dir: str | Path, classifier: str | None
+        cls,
+        cfg: DictConfig,
+        data: str,
+        checkpoint_dir: str | Path,
+        input_shape: Sequence[int],
+        classifier: str | None,
     ) -> list[Path]:
         """Every checkpoint it is built from, for the fingerprint of the rows it gives."""
         raise NotImplementedError

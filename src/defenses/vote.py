@@ -13,6 +13,7 @@ It offers section 3.4.5's voting analysis (`eval.analyses=[vote_analysis]`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ from src.device import resolve_device
 from src.errors import build
 
 
-def tables_path(checkpoint_dir: str | Path, data: str, name: str, classifier: str) -> Path:
-    return checkpoints.stable_path(checkpoint_dir, data, f"{name}-tables-{classifier}")
+def tables_path(
+    checkpoint_dir: str | Path, data: str, name: str, classifier: str, input_shape: Sequence[int] | None
+) -> Path:
+    return checkpoints.find(checkpoint_dir, data, f"{name}-tables-{classifier}", input_shape)
 
 
 class VotingDefense(CompositeDefense):
@@ -65,7 +68,7 @@ class VotingDefense(CompositeDefense):
         """`classifier` names the target whose tables to load; None builds without tables (to count them)."""
 
         def load(name: str, kind: str, hint: str) -> nn.Module:
-            path = checkpoints.stable_path(checkpoint_dir, data, name)
+            path = checkpoints.find(checkpoint_dir, data, name, input_shape)
             return checkpoints.load(path, kind, data, input_shape, hint, name=name)
 
         where = f"data={data}"
@@ -85,7 +88,11 @@ class VotingDefense(CompositeDefense):
         if classifier is not None:
             hint = f"count them with `python -m src.train {where} task=tables defense={cfg.name}`"
             tables = checkpoints.load(
-                tables_path(checkpoint_dir, data, cfg.name, classifier), "tables", data, input_shape, hint
+                tables_path(checkpoint_dir, data, cfg.name, classifier, input_shape),
+                "tables",
+                data,
+                input_shape,
+                hint,
             )
             tables.prior = cfg.prior
         num_classes = purifier.hparams.num_classes
@@ -93,12 +100,17 @@ class VotingDefense(CompositeDefense):
 
     @classmethod
     def part_paths(
-        cls, cfg: DictConfig, data: str, checkpoint_dir: str | Path, classifier: str | None
+        cls,
+        cfg: DictConfig,
+        data: str,
+        checkpoint_dir: str | Path,
+        input_shape: Sequence[int],
+        classifier: str | None,
     ) -> list[Path]:
         names = [cfg.purifier, *(checkpoints.retrained_name(v, cfg.purifier) for v in cfg.voters)]
-        paths = [checkpoints.stable_path(checkpoint_dir, data, name) for name in names]
+        paths = [checkpoints.find(checkpoint_dir, data, name, input_shape) for name in names]
         if classifier is not None:
-            paths.append(tables_path(checkpoint_dir, data, cfg.name, classifier))
+            paths.append(tables_path(checkpoint_dir, data, cfg.name, classifier, input_shape))
         return paths
 
     @classmethod
@@ -112,12 +124,12 @@ class VotingDefense(CompositeDefense):
         name = cfg.classifier.name
         if cfg.retrained:
             name = checkpoints.retrained_name(name, cfg.defense.purifier)
-        path = cfg.ckpt or checkpoints.stable_path(ckpt_dir, data, name)
+        path = cfg.ckpt or checkpoints.stable_path(ckpt_dir, data, name, shape)
         hint = f"train it with `python -m src.train data={data} classifier={cfg.classifier.name}`"
         classifier = checkpoints.load(path, "classifier", data, shape, hint, name=name).to(device)
         x, y = (t.to(device) for t in datamodule.splits["train"][:])
         tables = defense.count_tables(classifier, x, y, cfg.eval.batch_size, cfg.defense.prior)
-        dest = tables_path(ckpt_dir, data, cfg.defense.name, name)
+        dest = tables_path(ckpt_dir, data, cfg.defense.name, name, shape)
         hparams = {"num_classes": datamodule.num_classes, "prior": cfg.defense.prior}
         checkpoints.save(tables, dest, "tables", hparams, data, shape)
         console.print(f"[bold green]tables[/] {dest}  (counted on {len(y)} training images, target {name})")
