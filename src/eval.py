@@ -174,6 +174,7 @@ class Plan:
     """Which cells of the grid a run computes, and the finished rows it reuses."""
 
     fingerprint: str
+    models: str
     done: dict[float, dict[str, Any]]
     todo: list[float]
     analyses: list[Analysis]
@@ -187,7 +188,7 @@ def plan(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...], ep
                 f"eval.analyses names {name}, which defense={cfg.defense.name} does not offer: "
                 f"it offers {sorted(offered) or 'none'}"
             )
-    stamp = run_fingerprint(cfg, data, classifier, shape)
+    stamp, models = run_fingerprint(cfg, data, classifier, shape)
     done = {} if cfg.eval.recompute else finished_rows(cfg.paths.results_file, stamp)
     todo = [eps for eps in eps_grid if eps not in done]
     if len(todo) < len(eps_grid):
@@ -196,7 +197,7 @@ def plan(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...], ep
             f"[yellow]already in {cfg.paths.results_file}[/], not recomputed: eps {skipped} "
             "(eval.recompute=true redoes them)"
         )
-    return Plan(stamp, done, todo, [offered[name] for name in cfg.eval.analyses])
+    return Plan(stamp, models, done, todo, [offered[name] for name in cfg.eval.analyses])
 
 
 @dataclass
@@ -226,7 +227,7 @@ def load(cfg: DictConfig, datamodule: ImageDataModule, name: str, device: torch.
     return Loaded(classifier, defense, defended(classifier, defense), x, y, parts)
 
 
-def clean_columns(cfg: DictConfig, loaded: Loaded, data: str, name: str, stamp: str) -> dict[str, Any]:
+def clean_columns(cfg: DictConfig, loaded: Loaded, data: str, name: str, todo: Plan) -> dict[str, Any]:
     """What every row of the run shares: its key but eps, and the clean accuracies."""
     batch, x, y = cfg.eval.batch_size, loaded.x, loaded.y
     torch.manual_seed(cell_seed(cfg.seed, data, name, "clean"))  # a random purifier's draws
@@ -243,7 +244,8 @@ def clean_columns(cfg: DictConfig, loaded: Loaded, data: str, name: str, stamp: 
         "clean_recon_l1_255": clean_l1,
         "seed": cfg.seed,
         "commit": git_commit(),
-        "fingerprint": stamp,
+        "fingerprint": todo.fingerprint,
+        "models": todo.models,
     }
 
 
@@ -330,7 +332,7 @@ def compute(
     rows: list[dict[str, Any]] = []
     if todo.todo:
         loaded = load(cfg, datamodule, name, device)
-        base = clean_columns(cfg, loaded, datamodule.name, name, todo.fingerprint)
+        base = clean_columns(cfg, loaded, datamodule.name, name, todo)
         loggers = build_loggers(cfg)
         iterations = cfg.attack.get("max_iter", 1)
         for step, eps in enumerate(todo.todo):
@@ -344,8 +346,9 @@ def compute(
     return rows
 
 
-def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> str:
-    """What decides this run's numbers beyond its results key (see `results.fingerprint`)."""
+def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> tuple[str, str]:
+    """What decides this run's numbers beyond its results key (see `results.fingerprint`), and
+    the part of it that is the models alone (the `models` column)."""
     settings = {
         key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("attack", "defense", "threat")
     }
@@ -359,7 +362,7 @@ def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[in
     elif issubclass(cls, TrainedPurifier):
         files.append(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape))
     files += [stable_path(ckpt_dir, data, s, shape) for s in cfg.threat.get("surrogates", [])]
-    return fingerprint(settings, files)
+    return fingerprint(settings, files), fingerprint({}, files)
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ drawn as dashed levels in the accuracy figures where a claim covers that defense
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -33,26 +34,80 @@ from src.sanity import Check, sanity_checks
 Curve = dict[float, float]
 
 
-def latest_cells(rows: list[dict[str, str]]) -> dict[tuple, dict[str, str]]:
-    return {tuple(row[k] for k in KEY): row for row in rows}
+CURVE = ("data", "defense", "classifier", "threat", "attack", "n")  # what one curve holds fixed
+
+
+def consistent_cells(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """One row per (results key, n), so no curve mixes what should not be mixed.
+
+    A curve (fixed data, defense, classifier, threat, attack and n) keeps only the cells of
+    the models its newest row used (`models`), so a model retrained halfway through a sweep
+    never joins the old one's points. A cell run with several seeds becomes the mean of each
+    seed's latest row, with `seeds` and `<accuracy>_std` (the spread across seeds).
+    """
+    by_curve: dict[tuple, list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_curve[tuple(row.get(k, "") for k in CURVE)].append(row)
+    out = []
+    for group in by_curve.values():
+        models = group[-1].get("models", "")
+        cells: dict[float, dict[str, dict[str, str]]] = defaultdict(dict)
+        for row in group:
+            if row.get("models", "") == models:
+                cells[float(row["eps"])][row.get("seed", "")] = row
+        for by_seed in cells.values():
+            latest = list(by_seed.values())
+            merged = dict(latest[-1], seeds=str(len(latest)))
+            for column in [c for c in merged if c.endswith("acc") and merged[c] not in ("", None)]:
+                values = [float(r[column]) for r in latest if r.get(column) not in ("", None)]
+                merged[column] = str(statistics.fmean(values))
+                merged[f"{column}_std"] = str(statistics.pstdev(values))
+            out.append(merged)
+    return out
 
 
 def curves(rows: list[dict[str, str]]) -> dict[tuple[str, str, str], dict[str, dict[str, Curve]]]:
     """(data, classifier, threat) -> attack -> line -> {eps: adversarial accuracy}.
 
-    A line is a defense; a voting defense adds one line per decision of its own ("<defense>
-    vote", "<defense> bayes") beside the target on its reconstructions.
+    A line is a defense, labelled with its n where a figure holds several, and with the
+    number of seeds it averages; a voting defense adds one line per decision of its own
+    ("<defense> vote", "<defense> bayes") beside the target on its reconstructions.
     """
+    cells = consistent_cells(rows)
+    sizes: dict[tuple, set[str]] = defaultdict(set)
+    for row in cells:
+        sizes[row["data"], row["classifier"], row["threat"]].add(row["n"])
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
-    for row in latest_cells(rows).values():
-        lines = out[row["data"], row["classifier"], row["threat"]][row["attack"]]
+    for row in cells:
+        figure = row["data"], row["classifier"], row["threat"]
+        lines = out[figure][row["attack"]]
+        label = row["defense"] + (f" (n={row['n']})" if len(sizes[figure]) > 1 else "")
+        label += f" (mean of {row['seeds']} seeds)" if int(row["seeds"]) > 1 else ""
         decisions = [("", "purified_clean_acc", "adv_acc")]
         decisions += [(f" {d}", f"{d}_clean_acc", f"{d}_acc") for d in decision_names(row)]
         for suffix, clean, adversarial in decisions:
-            curve = lines[row["defense"] + suffix]
+            curve = lines[label + suffix]
             curve.setdefault(0.0, float(row[clean]))
             curve[float(row["eps"])] = float(row[adversarial])
     return out
+
+
+def seed_spread(rows: list[dict[str, str]]) -> list[str]:
+    """The cells measured with several seeds: mean and standard deviation of accuracy."""
+    several = [r for r in consistent_cells(rows) if int(r["seeds"]) > 1 and float(r["eps"]) > 0]
+    if not several:
+        return []
+    lines = [
+        "## Spread across seeds",
+        "",
+        "| data | defense | classifier | threat | attack | eps | n | seeds | accuracy (%) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(several, key=lambda r: tuple(r[k] for k in (*CURVE, "eps"))):
+        spread = f"{100 * float(r['adv_acc']):.2f} ± {100 * float(r['adv_acc_std']):.2f}"
+        keys = " | ".join(r[k] for k in ("data", "defense", "classifier", "threat", "attack"))
+        lines.append(f"| {keys} | {float(r['eps']):g} | {r['n']} | {r['seeds']} | {spread} |")
+    return [*lines, ""]
 
 
 def fidelity(rows: list[dict[str, str]]) -> dict[str, dict[str, float]]:
@@ -209,9 +264,9 @@ def report(results_file: str | Path, out_dir: str | Path, published: dict[str, A
         f"From `{results_file}`: accuracy (%) of the defended model on adversarial inputs.",
         "",
     ]
-    lines += sanity_section(sanity_checks(rows))
+    lines += sanity_section(sanity_checks(consistent_cells(rows)))
     if published:
-        lines += reproduction_tables(list(latest_cells(rows).values()), published)
+        lines += reproduction_tables(consistent_cells(rows), published)
     for (data, classifier, threat), panels in sorted(curves(rows).items()):
         name = f"{data}_{classifier}_{threat}"
         levels = published_levels(published, data) if published else None
@@ -223,6 +278,7 @@ def report(results_file: str | Path, out_dir: str | Path, published: dict[str, A
             "",
         ]
         lines += [*table(panels), ""]
+    lines += seed_spread(rows)
     for data, by_defense in sorted(fidelity(rows).items()):
         lines += [
             f"## Reconstruction fidelity, {data} (Table 4.1)",

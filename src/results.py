@@ -37,6 +37,7 @@ COLUMNS = (
     "seed",
     "commit",
     "fingerprint",  # what made the row: settings and checkpoint versions (see `fingerprint`)
+    "models",  # the content of the checkpoints alone: the report keeps one per curve
 )
 
 

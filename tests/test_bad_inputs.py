@@ -180,12 +180,12 @@ def test_a_voting_defense_fingerprint_covers_its_voters_and_tables(tmp_path):
 
     vote = ["defense=sfl_vae_vote", "defense.voters=[fmnist_b,fmnist_c]"]
     cfg = compose_cfg("eval", vote, tmp_path)
-    before = run_fingerprint(cfg, "fmnist", "fmnist_a", (1, 28, 28))
+    before = run_fingerprint(cfg, "fmnist", "fmnist_a", (1, 28, 28))[0]
     for name in ("fmnist_c+sfl_vae", "sfl_vae_vote-tables-fmnist_a", "sfl_vae"):
         path = tmp_path / "checkpoints" / "fmnist" / "28px" / f"{name}.ckpt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(name.encode())
-        after = run_fingerprint(cfg, "fmnist", "fmnist_a", (1, 28, 28))
+        after = run_fingerprint(cfg, "fmnist", "fmnist_a", (1, 28, 28))[0]
         assert after != before, name
         before = after
 

@@ -112,3 +112,18 @@ def test_published_levels_cover_only_at_least_claims(published):
     levels = published_levels(published, "fmnist")
     assert levels["pgd"] == {"vqunet": 90, "cyclegan": 90, "sfl_vae_vote": 93}
     assert "none" not in levels["pgd"]  # a `below` claim draws no level
+
+
+def test_curves_never_mix_n_seeds_or_models(tmp_path):
+    results = tmp_path / "results.csv"
+    old = [{**row("vqunet", "pgd", e, 0.9), "models": "old"} for e in (0.1, 0.3)]
+    new = [{**row("vqunet", "pgd", 0.1, 0.4), "models": "new", "seed": s} for s in (0, 1)]
+    new[1]["adv_acc"] = 0.6  # seed 1 of the retrained model
+    bigger = [{**row("vqunet", "pgd", 0.1, 0.2), "models": "new", "n": 1000}]
+    append_rows(results, [*old, *new, *bigger])
+    text = report(results, tmp_path / "out").read_text()
+    # the retrained model's curve: seeds 0 and 1 averaged, its stale eps 0.3 cell dropped
+    assert "| vqunet (n=0) (mean of 2 seeds) | pgd | 90.00 | 50.00 |\n" in text
+    assert "| vqunet (n=1000) | pgd | 90.00 | 20.00 |\n" in text
+    assert "eps 0.3" not in text
+    assert "| fmnist | vqunet | fmnist_a | classifier | pgd | 0.1 | 0 | 2 | 50.00 ± 10.00 |" in text
