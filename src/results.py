@@ -170,7 +170,7 @@ def finished_rows(path: str | Path, fingerprint: str) -> dict[float, dict[str, s
     return {float(r["eps"]): typed(r) for r in read_rows(path) if r.get("fingerprint") == fingerprint}
 
 
-TEXT_COLUMNS = {"data", "defense", "classifier", "attack", "threat", "commit", "fingerprint"}
+TEXT_COLUMNS = {"data", "defense", "classifier", "attack", "threat", "commit", "fingerprint", "models"}
 
 
 def typed(row: dict[str, str]) -> dict[str, Any]:
