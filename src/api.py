@@ -40,7 +40,7 @@ def load_classifier(
     """A trained classifier, frozen, in eval mode; `ckpt` overrides
     checkpoints/<data>/<size>px/<name>.ckpt (the one size published, when no shape is given)."""
     path = ckpt or checkpoints.find(checkpoint_dir, data, name, input_shape)
-    hint = f"train it with `python -m src.train data={data} classifier={name}`"
+    hint = checkpoints.train_hint(data, input_shape, "classifier", name)
     return checkpoints.load(path, "classifier", data, input_shape, hint, name=name)
 
 
@@ -70,7 +70,7 @@ def build_defense(
     if not issubclass(cls, TrainedPurifier):
         return checked(build(cfg).eval())
     path = ckpt or checkpoints.find(checkpoint_dir, data, cfg.name, input_shape)
-    hint = f"train it with `python -m src.train data={data} defense={cfg.name}`"
+    hint = checkpoints.train_hint(data, input_shape, "defense", cfg.name)
     module = checkpoints.load(path, "defense", data, input_shape, hint, name=cfg.name, base=cls)
     for key in module.test_time_hparams:
         module.hparams[key] = cfg[key]

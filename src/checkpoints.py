@@ -52,6 +52,17 @@ def retrained_name(classifier: str, purifier: str) -> str:
     return f"{classifier}+{purifier}"
 
 
+def train_hint(data: str, input_shape: Sequence[int] | None, kind: str, name: str) -> str:
+    """The command that publishes the missing model `name`, as an error's fix."""
+    size = f" data.image_size={input_shape[-1]}" if input_shape is not None else ""
+    if kind == "classifier" and "+" in name:  # a retrained target or voter: <classifier>+<purifier>
+        base, purifier = name.split("+", 1)
+        what = f"task=retrain defense={purifier} classifier={base}"
+    else:
+        what = f"{kind}={name}"
+    return f"train it with `python -m src.train data={data}{size} {what}`"
+
+
 def publish(best: str | Path, dest: Path) -> None:
     """Copy the best checkpoint to its stable place atomically (a reader never sees half a file)."""
     dest.parent.mkdir(parents=True, exist_ok=True)

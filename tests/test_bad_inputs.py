@@ -419,3 +419,28 @@ def test_a_padded_run_or_another_seed_never_replaces_a_published_model(trained, 
         load_classifier("fmnist", "fmnist_a", checkpoint_dir=tmp_path / "checkpoints")
     one_line(err)
     assert load_classifier("fmnist", "fmnist_a", None, tmp_path / "checkpoints", (1, 32, 32)) is not None
+
+
+def test_the_command_a_missing_model_error_suggests_publishes_that_model(trained, tmp_path):
+    """Followed to the letter (with the test's own folders and debug=smoke), the fix works."""
+    import re
+    import shlex
+
+    from src.eval import evaluate
+    from src.train import train
+    from tests.conftest import compose_cfg
+
+    folders = [f"paths.checkpoint_dir={tmp_path}/checkpoints", f"paths.results_dir={tmp_path}/results"]
+    missing = compose_cfg("eval", ["debug=smoke", "data.image_size=32", *folders], tmp_path)
+    with pytest.raises(AdvPurifyError, match="train it with") as err:
+        evaluate(missing)
+    command = re.search(r"`python -m src.train (.*?)`", one_line(err)).group(1)
+    train(compose_cfg("train", ["debug=smoke", *shlex.split(command), *folders], tmp_path))
+    assert evaluate(missing)  # the model it asked for is now where eval looks
+
+    with pytest.raises(AdvPurifyError, match="train it with") as err:
+        load_classifier("fmnist", "fmnist_a+vqunet", None, tmp_path / "checkpoints", (1, 32, 32))
+    command = re.search(r"`python -m src.train (.*?)`", one_line(err)).group(1)
+    assert command == "data=fmnist data.image_size=32 task=retrain defense=vqunet classifier=fmnist_a"
+    cfg = compose_cfg("train", shlex.split(command), tmp_path)  # a command that composes
+    assert (cfg.task, cfg.defense.name, cfg.classifier.name) == ("retrain", "vqunet", "fmnist_a")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -59,7 +60,7 @@ class DefenseVAE(SFLVAE):
 
     def on_fit_start(self) -> None:
         hp = self.hparams
-        hint = f"train the target first: `python -m src.train data={hp.data}` with its classifier="
+        hint = checkpoints.train_hint(hp.data, hp.input_shape, "classifier", Path(hp.attacker).stem)
         model = checkpoints.load(hp.attacker, "classifier", hp.data, tuple(hp.input_shape), hint)
         self.attacker = Frozen(model.to(self.device).eval().requires_grad_(False))
 

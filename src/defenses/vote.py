@@ -67,26 +67,21 @@ class VotingDefense(CompositeDefense):
     ) -> VotingDefense:
         """`classifier` names the target whose tables to load; None builds without tables (to count them)."""
 
-        def load(name: str, kind: str, hint: str) -> nn.Module:
+        def load(name: str, kind: str) -> nn.Module:
             path = checkpoints.find(checkpoint_dir, data, name, input_shape)
+            hint = checkpoints.train_hint(data, input_shape, kind, name)
             return checkpoints.load(path, kind, data, input_shape, hint, name=name)
 
-        where = f"data={data}"
-        purifier = load(
-            cfg.purifier, "defense", f"train it with `python -m src.train {where} defense={cfg.purifier}`"
-        )
-        voters = [
-            load(
-                checkpoints.retrained_name(v, cfg.purifier),
-                "classifier",
-                f"train it with `python -m src.train {where} task=retrain "
-                f"defense={cfg.purifier} classifier={v}`",
-            )
-            for v in cfg.voters
-        ]
+        purifier = load(cfg.purifier, "defense")
+        voters = [load(checkpoints.retrained_name(v, cfg.purifier), "classifier") for v in cfg.voters]
         tables = None
         if classifier is not None:
-            hint = f"count them with `python -m src.train {where} task=tables defense={cfg.name}`"
+            size = f" data.image_size={input_shape[-1]}" if input_shape is not None else ""
+            voters_set = ",".join(cfg.voters)
+            hint = (
+                f"count them with `python -m src.train data={data}{size} task=tables defense={cfg.name} "
+                f"'defense.voters=[{voters_set}]'`"
+            )
             tables = checkpoints.load(
                 tables_path(checkpoint_dir, data, cfg.name, classifier, input_shape),
                 "tables",
@@ -125,7 +120,7 @@ class VotingDefense(CompositeDefense):
         if cfg.retrained:
             name = checkpoints.retrained_name(name, cfg.defense.purifier)
         path = cfg.ckpt or checkpoints.stable_path(ckpt_dir, data, name, shape)
-        hint = f"train it with `python -m src.train data={data} classifier={cfg.classifier.name}`"
+        hint = checkpoints.train_hint(data, shape, "classifier", name)
         classifier = checkpoints.load(path, "classifier", data, shape, hint, name=name).to(device)
         x, y = (t.to(device) for t in datamodule.splits["train"][:])
         tables = defense.count_tables(classifier, x, y, cfg.eval.batch_size, cfg.defense.prior)
