@@ -65,7 +65,10 @@ def test_defense_vae_rejects_unknown_attacks_and_budgets():
 
 
 def test_defense_vae_without_its_target_says_to_train_it(tmp_path):
-    with pytest.raises(AdvPurifyError, match="train the target first"):
+    with pytest.raises(
+        AdvPurifyError,
+        match=r"train it with `python -m src\.train data=fmnist data\.image_size=28 classifier=fmnist_a`",
+    ):
         run(tmp_path, "dvae", "defense=defense_vae", "defense.latent_dim=16")
 
 

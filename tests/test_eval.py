@@ -59,7 +59,9 @@ def test_bad_eps_is_a_clear_error(trained, tmp_path, eps):
 
 def test_missing_checkpoint_says_how_to_train_it(tmp_path):
     cfg = compose_cfg("eval", ["debug=smoke"], tmp_path)
-    with pytest.raises(AdvPurifyError, match=r"python -m src\.train data=fmnist classifier=fmnist_a"):
+    with pytest.raises(
+        AdvPurifyError, match=r"python -m src\.train data=fmnist data\.image_size=28 classifier=fmnist_a"
+    ):
         evaluate(cfg)
 
 
