@@ -18,7 +18,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.table import Table
 from torch import nn
 
@@ -180,15 +180,18 @@ class Plan:
     analyses: list[Analysis]
 
 
-def plan(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...], eps_grid: list[float]) -> Plan:
+def plan(cfg: DictConfig, stamp: str, models: str, eps_grid: list[float]) -> Plan:
     offered = {a.name: a for a in defense_class(cfg.defense._target_).analyses}
+    if not isinstance(cfg.eval.analyses, ListConfig):
+        raise AdvPurifyError(
+            f"eval.analyses={cfg.eval.analyses!r} must be a list, e.g. 'eval.analyses=[vq_analysis]'"
+        )
     for name in cfg.eval.analyses:
         if name not in offered:
             raise AdvPurifyError(
                 f"eval.analyses names {name}, which defense={cfg.defense.name} does not offer: "
                 f"it offers {sorted(offered) or 'none'}"
             )
-    stamp, models = run_fingerprint(cfg, data, classifier, shape)
     done = {} if cfg.eval.recompute else finished_rows(cfg.paths.results_file, stamp)
     todo = [eps for eps in eps_grid if eps not in done]
     if len(todo) < len(eps_grid):
@@ -299,21 +302,17 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     norm = parse_norm(cfg.attack.norm)
     eps_grid = validate_eps(cfg.eval.eps, norm)
     crafter = Crafter(cfg.attack, eps_grid)
-    for key in ("results_dir", "report_dir"):
-        require_writable(cfg.paths[key], f"paths.{key}")
+    require_writable(cfg.paths.results_dir, "paths.results_dir")
     require_writable(Path(cfg.paths.results_file).parent, "paths.results_file")
     pl.seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     datamodule = build(cfg.data.module)
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
-    todo = plan(cfg, datamodule.name, name, datamodule.input_shape, eps_grid)
-    if todo.todo:
-        # the same cells started twice at once: the second waits, then finds them done
-        with locked(Path(cfg.paths.results_dir) / ".running" / todo.fingerprint):
-            todo = plan(cfg, datamodule.name, name, datamodule.input_shape, eps_grid)
-            rows = compute(cfg, datamodule, name, device, crafter, todo)
-    else:
-        rows = []
+    stamp, models = run_fingerprint(cfg, datamodule.name, name, datamodule.input_shape)
+    # the same cells started twice at once: the second waits, then finds them done
+    with locked(Path(cfg.paths.results_dir) / ".running" / stamp):
+        todo = plan(cfg, stamp, models, eps_grid)
+        rows = compute(cfg, datamodule, name, device, crafter, todo) if todo.todo else []
     fresh = {row["eps"]: row for row in rows}
     rows = [fresh[eps] if eps in fresh else todo.done[eps] for eps in eps_grid]
     print_rows(rows)
@@ -330,19 +329,18 @@ def compute(
 ) -> list[dict[str, Any]]:
     """The planned cells, each written as soon as it is measured."""
     rows: list[dict[str, Any]] = []
-    if todo.todo:
-        loaded = load(cfg, datamodule, name, device)
-        base = clean_columns(cfg, loaded, datamodule.name, name, todo)
-        loggers = build_loggers(cfg)
-        iterations = cfg.attack.get("max_iter", 1)
-        for step, eps in enumerate(todo.todo):
-            row, x_adv = measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)
-            write(cfg, loaded, todo.analyses, row, x_adv)
-            for logger in loggers:
-                logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
-            rows.append(row)
-        log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
-        close_loggers(loggers)
+    loaded = load(cfg, datamodule, name, device)
+    base = clean_columns(cfg, loaded, datamodule.name, name, todo)
+    loggers = build_loggers(cfg)
+    iterations = cfg.attack.get("max_iter", 1)
+    for step, eps in enumerate(todo.todo):
+        row, x_adv = measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)
+        write(cfg, loaded, todo.analyses, row, x_adv)
+        for logger in loggers:
+            logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
+        rows.append(row)
+    log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
+    close_loggers(loggers)
     return rows
 
 

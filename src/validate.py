@@ -74,6 +74,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     **dict.fromkeys(("mix", "dropout", "ema_omega", "decay_from"), FRACTION),
 }
+BOOLEAN = (lambda v: isinstance(v, bool), "true or false")
+RULES |= dict.fromkeys(("resume", "recompute", "retrained"), BOOLEAN)
 SKIP = ("hydra", "paths", "published", "logger", "callbacks", "launcher")  # not the run's numbers
 
 

@@ -303,6 +303,8 @@ def test_a_corrupted_dataset_cache_is_rebuilt_not_trusted(tmp_path):
             ["eval.analyses=[vq_analysis]"],
             r"eval\.analyses names vq_analysis, which defense=none does not offer",
         ),
+        (["eval.analyses=vq_analysis"], r"eval\.analyses='vq_analysis' must be a list"),
+        (["eval.recompute=maybe"], r"eval\.recompute='maybe': it must be true or false"),
     ],
 )
 def test_every_bad_eval_setting_stops_at_startup_and_writes_nothing(trained, tmp_path, overrides, message):
@@ -326,6 +328,7 @@ def test_every_bad_eval_setting_stops_at_startup_and_writes_nothing(trained, tmp
         (["defense=sfl_vae", "defense.kl_weight=-1"], r"defense\.kl_weight=-1"),
         (["defense=vqunet", "defense.ema_omega=1.5"], r"defense\.ema_omega=1\.5"),
         (["task=typo"], r"task=typo is unknown"),
+        (["resume=maybe"], r"resume='maybe': it must be true or false"),
         (["task=retrain"], r"task=retrain trains on a trained purifier's outputs"),
         (["task=tables"], r"task=tables counts a voting defense's tables"),
     ],
@@ -444,3 +447,12 @@ def test_the_command_a_missing_model_error_suggests_publishes_that_model(trained
     assert command == "data=fmnist data.image_size=32 task=retrain defense=vqunet classifier=fmnist_a"
     cfg = compose_cfg("train", shlex.split(command), tmp_path)  # a command that composes
     assert (cfg.task, cfg.defense.name, cfg.classifier.name) == ("retrain", "vqunet", "fmnist_a")
+
+
+def test_a_defense_vae_checkpoint_cannot_name_a_foreign_attack():
+    from src.defenses.defense_vae import DefenseVAE
+
+    shape = {"data": "fmnist", "input_shape": (1, 28, 28), "num_classes": 10}
+    with pytest.raises(AdvPurifyError, match="not one of this project's attacks") as err:
+        DefenseVAE(**shape, name="d", attacker="a.ckpt", attacks={"x": {"_target_": "os.system"}})
+    one_line(err)
