@@ -1,12 +1,21 @@
-"""What the entry points print: the config tree at start, and user errors as one clean line."""
+"""What the entry points print: the config tree at start, progress through long attacks, and
+user errors as one clean line."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.syntax import Syntax
 from rich.tree import Tree
 
@@ -36,3 +45,21 @@ def user_errors() -> Iterator[None]:
             raise
         console.print(f"[bold red]error:[/] {cause}")
         raise SystemExit(1) from None
+
+
+@contextmanager
+def image_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A bar over `total` images with time left; yields the function that counts images done.
+    It disappears when done (eval prints one line per finished cell instead)."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("images"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done: bar.advance(task, done)

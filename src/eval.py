@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from src.api import CONF_DIR, build_defense, defended, load_classifier, target_n
 from src.attacks import parse_norm, within_budget
 from src.attacks.base import Attack, attack_class
 from src.checkpoints import stable_path
-from src.console import console, print_config, user_errors
+from src.console import console, image_progress, print_config, user_errors
 from src.data.base import ImageDataModule
 from src.defenses.base import (
     Analysis,
@@ -118,11 +119,14 @@ def purified_scores(
 def decision_accuracies(
     defense: Defense, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, suffix: str
 ) -> dict[str, float]:
-    """`<decision>_<suffix>` for each decision of the defense's own (`Defense.decide`)."""
-    correct: dict[str, int] = {}
+    """`<decision>_<suffix>` for each decision of the defense's own (`Defense.decide`); for an
+    (N, M) decision of M members, their mean accuracy."""
+    correct: dict[str, float] = {}
     for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
         for decision, predicted in defense.decide(classifier, xb).items():
-            correct[decision] = correct.get(decision, 0) + (predicted == yb).sum().item()
+            hits = (predicted == yb.view(-1, *[1] * (predicted.dim() - 1))).float()
+            per_image = hits.flatten(1).mean(1) if hits.dim() > 1 else hits
+            correct[decision] = correct.get(decision, 0.0) + per_image.sum().item()
     return {f"{decision}_{suffix}": hits / len(y) for decision, hits in correct.items()}
 
 
@@ -149,23 +153,27 @@ class Crafter:
         start = time.perf_counter()
         if eps == 0:
             return x, time.perf_counter() - start
+        attack = self.attacks[None if self.minimal else eps]
         if not self.minimal:
             torch.manual_seed(cell_seed(seed, eps))
-            return craft(self.attacks[eps], parts, x, y), time.perf_counter() - start
+            with image_progress(f"{attack.name} eps {eps:g}", len(x)) as done:
+                return craft(attack, parts, x, y, done), time.perf_counter() - start
         if self.crafted is None:
             torch.manual_seed(cell_seed(seed, "minimal-norm"))
-            self.crafted = craft(self.attacks[None], parts, x, y)
+            with image_progress(f"{attack.name} (once for every eps)", len(x)) as done:
+                self.crafted = craft(attack, parts, x, y, done)
             self.craft_seconds = time.perf_counter() - start
-        attack = self.attacks[None]
         return within_budget(self.crafted, x, eps, attack.norm), self.craft_seconds
 
 
-def craft(attack: Attack, parts: Parts, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def craft(
+    attack: Attack, parts: Parts, x: torch.Tensor, y: torch.Tensor, done: Callable[[int], None]
+) -> torch.Tensor:
     """Each part's images attacked on that part's model (the threat model's split)."""
     x_adv = x.clone()
     for model, index in parts:
         index = index.to(x.device)
-        x_adv[index] = attack(model, x[index], y[index])
+        x_adv[index] = attack(model, x[index], y[index], done)
     return x_adv
 
 
@@ -226,8 +234,21 @@ def load(cfg: DictConfig, datamodule: ImageDataModule, name: str, device: torch.
     def surrogate(other: str) -> nn.Module:
         return load_classifier(datamodule.name, other, None, ckpt_dir, shape).to(device)
 
-    parts = build(cfg.threat, _convert_="all").parts(classifier, defense, len(y), surrogate)
+    white_box = white_box_name(cfg, name)
+    attacked = classifier if white_box == name else surrogate(white_box).requires_grad_(False)
+    parts = build(cfg.threat, _convert_="all").parts(attacked, defense, len(y), surrogate)
     return Loaded(classifier, defense, defended(classifier, defense), x, y, parts)
+
+
+def white_box_name(cfg: DictConfig, scored: str) -> str:
+    """The classifier a threat's white-box share is crafted on: the scored one, unless the threat
+    chooses (`threat.white_box`, SPEC 4.3). A defense without weights has no retrained target,
+    so for it both choices name the original classifier."""
+    choice = cfg.threat.get("white_box")
+    weighted = issubclass(defense_class(cfg.defense._target_), (TrainedPurifier, CompositeDefense))
+    if choice is None or not weighted:
+        return scored
+    return target_name(cfg.classifier.name, cfg.defense, choice == "retrained")
 
 
 def clean_columns(cfg: DictConfig, loaded: Loaded, data: str, name: str, todo: Plan) -> dict[str, Any]:
@@ -336,6 +357,10 @@ def compute(
     for step, eps in enumerate(todo.todo):
         row, x_adv = measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)
         write(cfg, loaded, todo.analyses, row, x_adv)
+        console.print(
+            f"{row['defense']} / {row['classifier']} / {row['attack']} / {row['threat']} eps {eps:g}: "
+            f"accuracy {row['adv_acc']:.4f} (n={row['n']}, {row['seconds']:.1f} s)"
+        )
         for logger in loggers:
             logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
         rows.append(row)
@@ -359,6 +384,8 @@ def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[in
         files += cls.part_paths(cfg.defense, data, ckpt_dir, shape, classifier)
     elif issubclass(cls, TrainedPurifier):
         files.append(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape))
+    if white_box_name(cfg, classifier) != classifier:
+        files.append(stable_path(ckpt_dir, data, white_box_name(cfg, classifier), shape))
     files += [stable_path(ckpt_dir, data, s, shape) for s in cfg.threat.get("surrogates", [])]
     return fingerprint(settings, files), fingerprint({}, files)
 

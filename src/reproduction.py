@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-THREATS = ("classifier", "pipeline", "transfer")
+THREATS = ("classifier", "paper", "pipeline", "transfer")
 
 
 def claim_text(claim: dict[str, Any]) -> str:

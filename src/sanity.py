@@ -3,11 +3,16 @@
 Each check compares rows that should be ordered if the evaluation is sound; a violation
 means the attack, not the defense, is probably what failed (gradient masking, a transfer
 effect, a bug), and the report flags it loudly. Checks are per (data, defense, classifier):
-- `iterative_vs_single_step`: BIM and PGD at eps reach accuracy no higher than FGSM at eps;
+- `iterative_vs_single_step`: BIM and PGD at eps reach accuracy no higher than FGSM at eps.
+  It holds only for an attack that sees what it is scored on: where the attack is oblivious to
+  the purifier (`classifier` threat on a defense) or crafted on other models (`transfer`,
+  `paper`), iterative examples may overfit what they were crafted on and transfer worse than
+  one step, so there a violation is reported as information, not as a failure;
 - `adaptive_vs_classifier`: the `pipeline` threat (white-box on the whole defense) reaches
   accuracy no higher than the `classifier` threat at the same attack and eps;
 - `whitebox_vs_transfer`: the `classifier` threat (white-box on the target) reaches accuracy no
-  higher than the `transfer` threat (crafted on surrogates) at the same attack and eps;
+  higher than the `transfer` or `paper` threat (crafted, in part, on surrogates) at the same
+  attack and eps;
 - `unbounded_eps`: at an L-inf eps >= 0.5 the image can be overwritten, so accuracy should be
   near chance (at most `chance_margin` above 1 / classes);
 - `more_iterations`: rows of one cell that differ only in `attack.max_iter` (`iterations`
@@ -24,12 +29,25 @@ TOLERANCE = 0.01  # accuracy points (as a fraction) allowed for sampling noise b
 CHANCE = {"fmnist": 0.1, "cifar10": 0.1}
 
 
+SURROGATE_THREATS = ("transfer", "paper")  # examples crafted on other models than the one scored
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
     cell: str  # data / defense / classifier
     passed: bool
     detail: str
+    informational: bool = False  # a violation here is worth knowing, not evidence of a broken attack
+
+    @property
+    def failed(self) -> bool:
+        return not self.passed and not self.informational
+
+
+def oblivious(threat: str, defense: str) -> bool:
+    """Whether the attack differentiates something other than the scored model."""
+    return threat in SURROGATE_THREATS or (threat == "classifier" and defense != "none")
 
 
 def _acc(row: dict) -> float:
@@ -51,15 +69,17 @@ def sanity_checks(rows: list[dict], chance_margin: float = 0.15) -> list[Check]:
             if attack in ("bim", "pgd") and fgsm is not None:
                 ok = _acc(row) <= _acc(fgsm) + TOLERANCE
                 detail = f"{attack} {_acc(row):.4f} vs fgsm {_acc(fgsm):.4f} at eps {eps:g}, threat {threat}"
-                checks.append(Check("iterative_vs_single_step", where, ok, detail))
+                checks.append(
+                    Check("iterative_vs_single_step", where, ok, detail, oblivious(threat, defense))
+                )
             seen = by.get((attack, "classifier", eps))
             if threat == "pipeline" and seen is not None:
                 ok = _acc(row) <= _acc(seen) + TOLERANCE
                 detail = f"pipeline {_acc(row):.4f} vs classifier {_acc(seen):.4f}, {attack} at eps {eps:g}"
                 checks.append(Check("adaptive_vs_classifier", where, ok, detail))
-            if threat == "transfer" and seen is not None:
+            if threat in SURROGATE_THREATS and seen is not None:
                 ok = _acc(seen) <= _acc(row) + TOLERANCE
-                detail = f"classifier {_acc(seen):.4f} vs transfer {_acc(row):.4f}, {attack} at eps {eps:g}"
+                detail = f"classifier {_acc(seen):.4f} vs {threat} {_acc(row):.4f}, {attack} at eps {eps:g}"
                 checks.append(Check("whitebox_vs_transfer", where, ok, detail))
             if attack in ("fgsm", "bim", "pgd") and eps >= 0.5:
                 ceiling = CHANCE.get(data, 0.1) + chance_margin

@@ -5,7 +5,8 @@ Purification defenses look strong when the attack never sees the purifier (Athal
 & Wagner 2018), so `pipeline` attacks the whole defended model, end to end.
 
 `parts` splits the evaluated images among the models that craft them: one model for all of
-them, except under `transfer`, where surrogates craft a share (and the target the rest).
+them, except under `transfer` and `paper`, where surrogates craft a share and a white-box
+target the rest.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from src.errors import AdvPurifyError
 
 Parts = list[tuple[nn.Module, torch.Tensor]]  # (model that crafts, indices of its images)
 Loader = Callable[[str], nn.Module]  # a trained classifier by config name
+WHITE_BOX = ("original", "retrained")  # which target a threat's white-box share is crafted on
 
 
 def every_image(model: nn.Module, n: int) -> Parts:
@@ -88,20 +90,25 @@ class TransferThreat:
     """SPEC 4.3 (chapter 5): adversarial examples crafted on surrogate classifiers the attacker
     trained itself (never on the defended target), then fed to the defended target.
 
-    A share `mix` of the images is crafted on the surrogates, round robin; the rest on the
-    target classifier (the `classifier` threat). mix=0.5 is the source's 50% white-box / 50%
-    transfer protocol; mix=1 is pure transfer.
+    A share `mix` of the images is crafted on the surrogates, round robin; the rest white-box
+    on a target classifier, `white_box`: the `original` one (trained on clean data) or the one
+    `retrained` on the purifier's outputs (eval resolves the choice to a model and passes it as
+    `classifier`). mix=0.5 with the three DenseNets is the source's protocol (`threat=paper`);
+    mix=1 is pure transfer.
     """
 
     name: str = "transfer"
     surrogates: Sequence[str] = field(default_factory=lambda: ["densenet50_12"])
     mix: float = 1.0
+    white_box: str = "retrained"
 
     def __post_init__(self) -> None:
         if not self.surrogates:
             raise AdvPurifyError("threat=transfer needs at least one surrogate: set threat.surrogates")
         if not 0 <= self.mix <= 1:
             raise AdvPurifyError(f"threat.mix={self.mix}: the share crafted on surrogates is in [0, 1]")
+        if self.white_box not in WHITE_BOX:
+            raise AdvPurifyError(f"threat.white_box={self.white_box!r}: choose one of {list(WHITE_BOX)}")
 
     def parts(self, classifier: nn.Module, defense: nn.Module, n: int, load: Loader) -> Parts:
         white = round(n * (1 - self.mix))

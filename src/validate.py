@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from src.errors import AdvPurifyError
+from src.threats import WHITE_BOX
 
 
 def whole_at_least(low: int) -> Callable[[Any], bool]:
@@ -67,7 +68,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         ),
         COUNT,
     ),
-    **dict.fromkeys(("lr", "search_lr", "learning_rate", "rel_step", "prior_std"), POSITIVE),
+    **dict.fromkeys(("lr", "search_lr", "learning_rate", "rel_step", "step", "prior_std"), POSITIVE),
     **dict.fromkeys(
         ("kl_weight", "sfl_weight", "cycle_weight", "gp_weight", "alpha", "beta", "confidence", "overshoot"),
         NON_NEGATIVE,
@@ -76,6 +77,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 BOOLEAN = (lambda v: isinstance(v, bool), "true or false")
 RULES |= dict.fromkeys(("resume", "recompute", "retrained"), BOOLEAN)
+RULES["white_box"] = (lambda v: v in WHITE_BOX, f"one of {list(WHITE_BOX)}")
 SKIP = ("hydra", "paths", "published", "logger", "callbacks", "launcher")  # not the run's numbers
 
 

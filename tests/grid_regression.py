@@ -17,7 +17,7 @@ from tests.conftest import compose_cfg
 GRID = [
     (defense, attack, threat)
     for defense in ("none", "vqunet")
-    for attack in ("fgsm", "pgd", "cw")
+    for attack in ("fgsm", "pgd", "cw")  # cw: the minimal-norm CW-L-inf of the time, now cw_art
     for threat in ("classifier", "pipeline")
 ]
 VOLATILE = ("seconds", "commit", "fingerprint")  # when and by which code, not what was measured
@@ -46,7 +46,7 @@ def run_grid(ckpt: str, tmp: Path) -> None:
             "debug=smoke",
             "data.image_size=32",
             f"defense={defense}",
-            f"attack={attack}",
+            *([f"attack={attack}"] if attack != "cw" else ["attack=cw_art", "attack.name=cw"]),
             f"threat={threat}",
             "eval.n=64",
             "eval.eps=[0,0.1,0.3]",

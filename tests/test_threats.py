@@ -3,6 +3,8 @@ attack on a real purifier is at least as strong as the classifier-only one."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from torch import nn
@@ -126,5 +128,37 @@ def test_white_box_is_at_least_as_strong_as_transfer_on_real_data(trained, tmp_p
     (moved,) = evaluate(compose_cfg("eval", [*common, *transfer], tmp_path))
     assert moved["threat"] == "transfer"
     assert white["adv_acc"] <= moved["adv_acc"] < moved["purified_clean_acc"]  # transfers, but weaker
+    paper = ["threat=paper", "threat.surrogates=[fmnist_b]"]  # half white-box, half transferred
+    (half,) = evaluate(compose_cfg("eval", [*common, *paper], tmp_path))
+    assert half["threat"] == "paper"
+    assert half["adv_acc"] == pytest.approx((white["adv_acc"] + moved["adv_acc"]) / 2, abs=0.05)
     with pytest.raises(AdvPurifyError, match="classifier=densenet50_12"):  # an untrained surrogate
         evaluate(compose_cfg("eval", [*common, "threat=transfer"], tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "attacked"),
+    [
+        (["threat=paper"], "fmnist_a+vqunet"),  # the text's "target model": the retrained one
+        (["threat=paper", "threat.white_box=original"], "fmnist_a"),
+        (["threat=paper", "retrained=true", "threat.white_box=original"], "fmnist_a"),
+        (["threat=classifier", "retrained=true"], "fmnist_a+vqunet"),  # the scored model
+        (["threat=paper", "defense=none"], "fmnist_a"),  # no weights, no retrained target
+    ],
+)
+def test_the_white_box_share_attacks_the_chosen_target(tmp_path, overrides, attacked):
+    from src.api import target_name
+    from src.eval import white_box_name
+
+    cfg = compose_cfg("eval", ["defense=vqunet", *overrides], tmp_path)
+    assert white_box_name(cfg, target_name("fmnist_a", cfg.defense, cfg.retrained)) == attacked
+
+
+def test_paper_threat_without_its_retrained_target_says_how_to_train_it(trained32, tmp_path):
+    vq = tmp_path / "checkpoints" / "fmnist" / "32px"
+    vq.mkdir(parents=True)
+    shutil.copyfile(trained32["ckpt"], vq / "fmnist_a.ckpt")
+    shutil.copyfile(trained32["defense_ckpt"], vq / "vqunet.ckpt")
+    common = ["debug=smoke", "data.image_size=32", "defense=vqunet", "threat=paper", "eval.eps=[0.1]"]
+    with pytest.raises(AdvPurifyError, match=r"task=retrain"):
+        evaluate(compose_cfg("eval", common, tmp_path))

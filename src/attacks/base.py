@@ -9,14 +9,18 @@ in chunks of `batch_size` on the device of x, by one of two backends:
 - `art`: its ART counterpart (`art_attack`, the reference of SPEC 4) through the adapter in
   src/attacks/art.py, with the same keys.
 
-A norm-bounded attack (FGSM, BIM, PGD) takes `eps` > 0. A minimal-norm attack (CW, DeepFool)
-takes none and declares the norm it minimises: it is crafted once for a whole eps grid, kept
-only where it fools the model, and `within_budget` then counts it per eps.
+A norm-bounded attack (FGSM, BIM, PGD, AutoAttack) takes `eps` > 0. A minimal-norm attack (CW,
+DeepFool) takes none and declares the norm it minimises (`minimal_norm`): it is crafted once for
+a whole eps grid, kept only where it fools the model, and `within_budget` then counts it per
+eps in `attack.norm`, the grid's norm. That is usually the norm minimised, but need not be:
+cleverhans' CW is L2-only, and the dissertation plots it on the L-inf grid of the other
+attacks (`attack=cw_cleverhans` sets norm=inf: an L2 example counts where its L-inf size fits).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -77,9 +81,6 @@ class Attack:
             budget = torch.as_tensor(eps if eps is not None else math.nan, dtype=torch.float64)
             if not bool((budget > 0).all()):
                 raise AdvPurifyError(f"attack {name} needs eps > 0, got {eps}")
-        elif self.norm != self.minimal_norm:
-            wanted = f"{self.minimal_norm:g}"
-            raise AdvPurifyError(f"attack {name} minimises the {wanted}-norm: set attack.norm={wanted}")
         self.eps = eps
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -90,18 +91,25 @@ class Attack:
         """The ART attack with the same settings (art backend)."""
         raise NotImplementedError
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        done: Callable[[int], None] = lambda images: None,
+    ) -> torch.Tensor:
+        """x_adv; `done(k)` is told after each chunk of k images (a progress bar's count)."""
         if self.backend == "art":
             from src.attacks.art import run_art
 
             x_adv = run_art(self, model, x, y)
+            done(len(x))
         else:
-            x_adv = torch.cat(
-                [
-                    self.perturb(model, xb, yb)
-                    for xb, yb in zip(x.split(self.batch_size), y.split(self.batch_size), strict=True)
-                ]
-            )
+            chunks = []
+            for xb, yb in zip(x.split(self.batch_size), y.split(self.batch_size), strict=True):
+                chunks.append(self.perturb(model, xb, yb))
+                done(len(xb))
+            x_adv = torch.cat(chunks)
         if self.minimal_norm is not None:
             x_adv = keep_fooling(model, x_adv, x, y, self.batch_size)
         return x_adv

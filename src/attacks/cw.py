@@ -1,4 +1,5 @@
-"""Carlini & Wagner (2017), L-inf (`attack=cw`), batched on the model's device.
+"""Carlini & Wagner (2017), L-inf, their minimal-norm search (`attack=cw_art`), batched on the
+model's device.
 
 Per image, a bound tau on |x' - x| (from 1, cut to the best example's L-inf norm times
 `decrease_factor` after each round that found a closer example, down to 1/256). In a round,

@@ -1,4 +1,5 @@
-"""Steepest ascent on the cross-entropy, the engine of FGSM, BIM and PGD (native backend).
+"""Steepest ascent on a loss (the cross-entropy unless told), the engine of FGSM, BIM, PGD and
+the CW-margin PGD (native backend).
 
 ART round-trips through numpy per batch; this stays on the model's device, and follows ART
 step for step, so the two backends give the same numbers at the same settings
@@ -13,6 +14,7 @@ L2 step is step * grad / ||grad||, ART's updates, so FGSM and BIM images match A
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,12 @@ from torch import nn
 
 from src.attacks import per_image
 from src.errors import AdvPurifyError
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels) -> summed loss
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y, reduction="sum")
 
 
 def unit_l2(v: torch.Tensor) -> torch.Tensor:
@@ -56,6 +64,7 @@ def gradient_attack(
     rel_step: float = 1.0,
     random_init: bool = False,
     norm: float = math.inf,
+    loss: Loss = cross_entropy,
 ) -> torch.Tensor:
     """Steepest ascent on the cross-entropy inside the L-inf or L2 ball of radius eps.
 
@@ -68,12 +77,11 @@ def gradient_attack(
     with torch.inference_mode(False), torch.enable_grad():
         x, y = x.detach().clone(), y.clone()
         eps = per_image(eps, x)
-        step = eps * rel_step
+        step = eps * per_image(rel_step, x)
         x_adv = random_start(x, eps, norm) if random_init else x.clone()
         for _ in range(steps):
             x_adv.requires_grad_(True)
-            loss = F.cross_entropy(model(x_adv), y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x_adv)
+            (grad,) = torch.autograd.grad(loss(model(x_adv), y), x_adv)
             x_adv = (x_adv.detach() + step * direction(grad)).clamp(0, 1)
             x_adv = x + project(x_adv - x, eps, norm)
     return x_adv.detach()

@@ -11,7 +11,9 @@ A defense is a `Defense` (an `nn.Module`) with:
 It may offer, each with a default that means "none":
 
 - `decide(classifier, x) -> {decision: predicted classes}`: decisions of its own beside the
-  classifier on its reconstruction (voting: `vote`, `bayes`); eval writes `<decision>_acc`;
+  classifier on its reconstruction (voting: `vote`, `bayes`); eval writes `<decision>_acc`. A
+  decision of shape (N, M) holds M members' predictions, and its column is their mean accuracy
+  (voting: `voter_mean`, the baseline the source compares the vote with);
 - `analyses`: measurements beyond accuracy (`Analysis`), run by `eval.analyses=[<name>]`.
 
 It comes in one of three forms, and `src.train`, `src.eval` and `src.api` ask only which:

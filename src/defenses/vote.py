@@ -141,25 +141,32 @@ class VotingDefense(CompositeDefense):
         return self.purifier.purify(x)
 
     @torch.no_grad()
-    def evidence(self, classifier: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """e_A, the target's prediction on the reconstruction, and e_B, the vote on it."""
+    def evidence(
+        self, classifier: nn.Module, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """e_A, the target's prediction on the reconstruction; e_B, the vote on it; and every
+        voter's own prediction (N, M), from which the vote is taken."""
         x_hat = self.purify(x)
-        return classifier(x_hat).argmax(1), self.voting(x_hat)
+        members = self.voting.predictions(x_hat)
+        e_b = self.voting.vote(members, self.voting.draw(len(x)).to(x.device))
+        return classifier(x_hat).argmax(1), e_b, members
 
     @torch.no_grad()
     def count_tables(
         self, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, prior: str
     ) -> BayesianVote:
-        e_a, e_b = zip(*(self.evidence(classifier, xb) for xb in x.split(batch_size)), strict=True)
+        e_a, e_b, _ = zip(*(self.evidence(classifier, xb) for xb in x.split(batch_size)), strict=True)
         tables = BayesianVote(self.voting.num_classes, prior)
         tables.fit(torch.cat(e_a).cpu(), torch.cat(e_b).cpu(), y.cpu())
         return tables
 
     @torch.no_grad()
     def decide(self, classifier: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Predicted classes by the vote and, when the tables are loaded, by the Bayesian update."""
-        e_a, e_b = self.evidence(classifier, x)
-        decisions = {"vote": e_b}
+        """Predicted classes by the vote and, when the tables are loaded, by the Bayesian update;
+        and the voters' own predictions, whose mean accuracy is the source's baseline ("averaging
+        individual VNNs")."""
+        e_a, e_b, members = self.evidence(classifier, x)
+        decisions = {"vote": e_b, "voter_mean": members}
         if self.tables is not None:
             probs = classifier(x).softmax(1) if self.tables.prior == "target_softmax" else None
             decisions["bayes"] = self.tables(e_a, e_b, probs).argmax(1)
