@@ -19,6 +19,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.table import Table
 from torch import nn
@@ -130,19 +131,32 @@ def decision_accuracies(
     return {f"{decision}_{suffix}": hits / len(y) for decision, hits in correct.items()}
 
 
+CRAFTED: dict[tuple[str, float | None], tuple[torch.Tensor, float]] = {}
+"""Adversarial images of one oblivious crafting (its fingerprint, by eps), with the seconds their
+crafting took: consecutive jobs of a multirun that differ only in the defense share them
+(`-m attack=fgsm,pgd defense=a,b,c` runs the defenses innermost). Another crafting replaces them,
+so memory holds one eps grid."""
+
+
 class Crafter:
     """Adversarial images per eps. Every attack of the grid is built up front, so a bad setting
     stops before any image is attacked; a minimal-norm attack is built and crafted once, and
-    each budget keeps the examples within its ball."""
+    each budget keeps the examples within its ball.
 
-    def __init__(self, attack: DictConfig, eps_grid: list[float]) -> None:
+    Under an oblivious threat (`classifier`, `transfer`, `paper`) the images do not depend on
+    the defense, so `shared` (the fingerprint of everything they do depend on) keys them in
+    CRAFTED, and a row reports the seconds of their one crafting."""
+
+    def __init__(self, attack: DictConfig, eps_grid: list[float], shared: str | None = None) -> None:
         self.minimal = attack_class(attack._target_).minimal_norm is not None
         if self.minimal:
             self.attacks = {None: build(attack)}
         else:
             self.attacks = {eps: build(attack, eps=eps) for eps in eps_grid if eps > 0}
-        self.crafted: torch.Tensor | None = None
-        self.craft_seconds = 0.0
+        self.shared = shared
+        self.crafted = CRAFTED if shared else {}
+        for key in [k for k in CRAFTED if shared and k[0] != shared]:
+            del CRAFTED[key]
 
     def __call__(
         self, parts: Parts, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int
@@ -150,20 +164,24 @@ class Crafter:
         """x_adv at eps and the attack's seconds (a minimal-norm row reports its one crafting).
 
         The attack's random draws (PGD's start, EOT) come from `seed` and the budget alone."""
-        start = time.perf_counter()
         if eps == 0:
-            return x, time.perf_counter() - start
-        attack = self.attacks[None if self.minimal else eps]
-        if not self.minimal:
-            torch.manual_seed(cell_seed(seed, eps))
-            with image_progress(f"{attack.name} eps {eps:g}", len(x)) as done:
-                return craft(attack, parts, x, y, done), time.perf_counter() - start
-        if self.crafted is None:
-            torch.manual_seed(cell_seed(seed, "minimal-norm"))
-            with image_progress(f"{attack.name} (once for every eps)", len(x)) as done:
-                self.crafted = craft(attack, parts, x, y, done)
-            self.craft_seconds = time.perf_counter() - start
-        return within_budget(self.crafted, x, eps, attack.norm), self.craft_seconds
+            return x, 0.0
+        budget = None if self.minimal else eps
+        key = (self.shared or "", budget)
+        if key not in self.crafted:
+            attack = self.attacks[budget]
+            torch.manual_seed(cell_seed(seed, eps) if budget is not None else cell_seed(seed, "minimal-norm"))
+            label = (
+                f"{attack.name} eps {eps:g}" if budget is not None else f"{attack.name} (once for every eps)"
+            )
+            start = time.perf_counter()
+            with image_progress(label, len(x)) as done:
+                x_adv = craft(attack, parts, x, y, done)
+            self.crafted[key] = (x_adv, time.perf_counter() - start)
+        x_adv, seconds = self.crafted[key]
+        if self.minimal:
+            x_adv = within_budget(x_adv, x, eps, self.attacks[None].norm)
+        return x_adv, seconds
 
 
 def craft(
@@ -278,7 +296,8 @@ def measure(
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """One (attack, eps) cell: its results row and the adversarial images."""
     x, y = loaded.x, loaded.y
-    seed = cell_seed(base["seed"], *(base[k] for k in KEY if k != "eps"))
+    ignored = ("eps", "defense") if crafter.shared else ("eps",)  # what the images do not depend on
+    seed = cell_seed(base["seed"], *(base[k] for k in KEY if k not in ignored))
     x_adv, seconds = crafter(loaded.parts, x, y, eps, seed)
     torch.manual_seed(cell_seed(seed, eps, "scores"))
     delta = (x_adv - x).flatten(1)
@@ -322,7 +341,6 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     validate(cfg)
     norm = parse_norm(cfg.attack.norm)
     eps_grid = validate_eps(cfg.eval.eps, norm)
-    crafter = Crafter(cfg.attack, eps_grid)
     require_writable(cfg.paths.results_dir, "paths.results_dir")
     require_writable(Path(cfg.paths.results_file).parent, "paths.results_file")
     pl.seed_everything(cfg.seed)
@@ -330,6 +348,9 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     datamodule = build(cfg.data.module)
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
     stamp, models = run_fingerprint(cfg, datamodule.name, name, datamodule.input_shape)
+    crafter = Crafter(
+        cfg.attack, eps_grid, crafting_fingerprint(cfg, datamodule.name, name, datamodule.input_shape)
+    )
     # the same cells started twice at once: the second waits, then finds them done
     with locked(Path(cfg.paths.results_dir) / ".running" / stamp):
         todo = plan(cfg, stamp, models, eps_grid)
@@ -369,6 +390,25 @@ def compute(
     return rows
 
 
+def crafting_files(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> list[Path]:
+    """The checkpoints an oblivious threat crafts on: the target, its white-box choice, surrogates."""
+    ckpt_dir = cfg.paths.checkpoint_dir
+    files = [Path(cfg.ckpt or stable_path(ckpt_dir, data, classifier, shape))]
+    if white_box_name(cfg, classifier) != classifier:
+        files.append(stable_path(ckpt_dir, data, white_box_name(cfg, classifier), shape))
+    return files + [stable_path(ckpt_dir, data, s, shape) for s in cfg.threat.get("surrogates", [])]
+
+
+def crafting_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> str | None:
+    """What an oblivious threat's adversarial images depend on (all but the defense); None
+    under a threat that attacks the defense too."""
+    if not get_class(cfg.threat._target_).oblivious:
+        return None
+    settings = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("attack", "threat", "data")}
+    settings |= {"n": cfg.eval.n, "seed": cfg.seed, "classifier": classifier}
+    return fingerprint(settings, crafting_files(cfg, data, classifier, shape))
+
+
 def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> tuple[str, str]:
     """What decides this run's numbers beyond its results key (see `results.fingerprint`), and
     the part of it that is the models alone (the `models` column)."""
@@ -378,15 +418,14 @@ def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[in
     settings |= {"data": OmegaConf.to_container(cfg.data, resolve=True), "n": cfg.eval.n, "seed": cfg.seed}
     settings |= {"analyses": sorted(cfg.eval.analyses)}  # their rows come with the cell
     ckpt_dir = cfg.paths.checkpoint_dir
-    files = [cfg.ckpt or stable_path(ckpt_dir, data, classifier, shape)]
+    target, *others = crafting_files(cfg, data, classifier, shape)
+    files = [target]
     cls = defense_class(cfg.defense._target_)
     if issubclass(cls, CompositeDefense):
         files += cls.part_paths(cfg.defense, data, ckpt_dir, shape, classifier)
     elif issubclass(cls, TrainedPurifier):
         files.append(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape))
-    if white_box_name(cfg, classifier) != classifier:
-        files.append(stable_path(ckpt_dir, data, white_box_name(cfg, classifier), shape))
-    files += [stable_path(ckpt_dir, data, s, shape) for s in cfg.threat.get("surrogates", [])]
+    files += others
     return fingerprint(settings, files), fingerprint({}, files)
 
 

@@ -33,6 +33,7 @@ class ClassifierThreat:
     """SPEC 4.1, the source's setting: the attack sees the classifier alone, not the purifier."""
 
     name: str = "classifier"
+    oblivious: bool = field(default=True, init=False)  # its images do not depend on the defense
 
     def model_to_attack(self, classifier: nn.Module, defense: nn.Module) -> nn.Module:
         return classifier
@@ -77,6 +78,7 @@ class PipelineThreat:
 
     name: str = "pipeline"
     eot_samples: int = 8
+    oblivious: bool = field(default=False, init=False)
 
     def model_to_attack(self, classifier: nn.Module, defense: nn.Module) -> nn.Module:
         return Pipeline(classifier, defense, self.eot_samples).eval()
@@ -101,6 +103,7 @@ class TransferThreat:
     surrogates: Sequence[str] = field(default_factory=lambda: ["densenet50_12"])
     mix: float = 1.0
     white_box: str = "retrained"
+    oblivious: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
         if not self.surrogates:

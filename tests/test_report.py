@@ -98,8 +98,9 @@ def test_reproduction_tables_judge_each_claim_per_threat(tmp_path, published):
     cells = [c.strip() for c in vqunet.split("|")[1:-1]]
     assert cells[2:5] == ["93.39", "90.00", ">= 90 under fgsm, bim, pgd, cw"]
     assert cells[5] == "85.0 (pgd 0.3) **fails**"
-    assert cells[6] == "needs bim, pgd, cw"
-    assert cells[7] == "-"  # transfer not run
+    assert cells[6] == "-"  # paper not run
+    assert cells[7] == "needs bim, pgd, cw"
+    assert cells[8] == "-"  # transfer not run
     none = next(line for line in table.splitlines() if line.startswith("| none | fmnist_a"))
     assert "91.00" in none and "5.0 (" in none and "holds" in none
     assert "| cyclegan | - | 93.13 | not run |" in table  # published, not run here: still listed

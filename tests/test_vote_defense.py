@@ -61,6 +61,25 @@ def test_eval_reports_target_vote_and_bayes_reproducibly(voting_setup):
     assert (again["vote_acc"], again["bayes_acc"]) == (row["vote_acc"], row["bayes_acc"])  # seeded draws
 
 
+def test_the_mean_individual_voter_stands_beside_the_vote(voting_setup):
+    """The source's baseline for the vote's gain: each voter's own accuracy on the
+    reconstructions, averaged (clean and attacked)."""
+    from hydra.utils import instantiate
+
+    from src.api import build_defense
+
+    tmp, _ = voting_setup
+    cfg = compose_cfg("eval", ["debug=smoke", *VOTE, "attack=fgsm", "eval.eps=[0.3]"], tmp)
+    (row,) = evaluate(cfg)
+    defense = build_defense(cfg.defense, "fmnist", None, cfg.paths.checkpoint_dir, (1, 28, 28), "fmnist_a")
+    x, y = instantiate(cfg.data.module).test_tensors(cfg.eval.n)
+    with torch.no_grad():
+        x_hat = defense.purify(x)
+        own = [(voter(x_hat).argmax(1) == y).float().mean().item() for voter in defense.voting.voters]
+    assert row["voter_mean_clean_acc"] == pytest.approx(sum(own) / len(own), abs=1e-6)
+    assert row["voter_mean_acc"] < row["voter_mean_clean_acc"]
+
+
 def test_missing_tables_and_wrong_task_are_clear_errors(voting_setup, tmp_path):
     tmp, _ = voting_setup
     with pytest.raises(AdvPurifyError, match=r"no tables checkpoint .* task=tables"):
