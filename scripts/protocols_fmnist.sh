@@ -7,8 +7,9 @@
 # defaults), then evaluates; a rerun skips every finished cell (eval's fingerprints).
 # Knobs (environment): N (images for classifier/paper threats, default 1000), N_CLEAN (the clean
 # row, default 10000), N_PIPE (pipeline threat, default 200), N_AA (AutoAttack, default 100),
-# AA (AutoAttack overrides, default the two APGD attacks), AA_EPS (default the grid), DEFENSES,
-# RESULTS, PY, EXTRA.
+# AA (AutoAttack overrides, default the two APGD attacks), AA_EPS (default the grid), N_PAPER
+# (threat=paper, default N), PAPER_ATTACKS (default fgsm,pgd,cw and the cleverhans presets),
+# DEFENSES, RESULTS, PY, EXTRA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -18,6 +19,8 @@ N_PIPE=${N_PIPE:-200}
 N_AA=${N_AA:-100}
 AA=${AA:-"attack.version=custom attack.attacks=[apgd-ce,apgd-t]"}
 AA_EPS=${AA_EPS:-[0.05,0.1,0.2,0.3]}
+N_PAPER=${N_PAPER:-$N}
+PAPER_ATTACKS=${PAPER_ATTACKS:-fgsm,pgd,cw,bim_cleverhans,pgd_cleverhans}
 DEFENSES=${DEFENSES:-none vqunet cyclegan sfl_vae}
 RESULTS=${RESULTS:-results/results.csv}
 read -r -a extra <<<"${EXTRA:-}"
@@ -55,6 +58,6 @@ for surrogate in densenet50_12 densenet50_24 densenet100_12; do
   train "$surrogate" classifier="$surrogate" trainer.max_epochs=1 data.module.train_limit=6000 \
     data.module.val_limit=1000
 done
-$PY -m src.eval -m "${common[@]}" "${paper[@]}" attack=fgsm,pgd,cw,bim_cleverhans,pgd_cleverhans \
-  defense="$all" eval.n="$N" "$eps"
+$PY -m src.eval -m "${common[@]}" "${paper[@]}" attack="$PAPER_ATTACKS" defense="$all" \
+  eval.n="$N_PAPER" "$eps"
 $PY -m src.report paths.results_file="$RESULTS" paths.report_dir="$(dirname "$RESULTS")"
