@@ -54,7 +54,8 @@ def test_autoattack_sees_the_declared_bpda_gradient_through_the_pipeline(trained
 
 def test_autoattack_is_one_eval_row_per_eps_with_its_seconds(trained, tmp_path):
     install_target(trained, tmp_path)
-    overrides = ["debug=smoke", "attack=autoattack", "eval.eps=[0,0.05,0.3]", "eval.n=64"]
+    custom = ["attack.version=custom", "attack.attacks=[apgd-ce,apgd-t]"]  # the standard's gradient part
+    overrides = ["debug=smoke", "attack=autoattack", *custom, "eval.eps=[0,0.05,0.3]", "eval.n=64"]
     rows = evaluate(compose_cfg("eval", overrides, tmp_path))
     assert [r["eps"] for r in rows] == [0, 0.05, 0.3]
     assert rows[0]["adv_acc"] == rows[0]["purified_clean_acc"] > rows[1]["adv_acc"] > rows[2]["adv_acc"]
