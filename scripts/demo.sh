@@ -3,7 +3,8 @@
 # Fashion-MNIST (padded to 32x32), train a small VQUNet (width 16, one epoch on 30,000 images; the full-size
 # config is the default for real runs), evaluate FGSM and PGD over an eps grid on 1,000 test
 # images with and without the purifier, then the honest number beside it: PGD through the
-# purifier itself (`threat=pipeline`, BPDA through the VQ argmin) on 100 images; and write the
+# purifier itself (`threat=pipeline`, BPDA through the VQ argmin) at eps 0.1 on 100 images (the
+# demo's 15-minute budget allows one eps); and write the
 # results table and plots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,6 @@ $PY -m src.train experiment=demo
 $PY -m src.train experiment=demo defense=vqunet defense.width=16 defense.lr=0.001 trainer.max_epochs=1 \
   data.module.train_limit=30000
 $PY -m src.eval -m experiment=demo defense=none,vqunet attack=fgsm,pgd
-$PY -m src.eval experiment=demo defense=vqunet threat=pipeline attack=pgd eval.n=100
+$PY -m src.eval experiment=demo defense=vqunet threat=pipeline attack=pgd eval.n=100 'eval.eps=[0.1]'
 $PY -m src.report
 echo "demo done: results/results.csv, results/REPORT.md, results/*.png"
