@@ -24,7 +24,15 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.table import Table
 from torch import nn
 
-from src.api import CONF_DIR, build_defense, defended, load_classifier, target_name
+from src.api import (
+    CONF_DIR,
+    build_defense,
+    common_shape,
+    composed,
+    defended,
+    load_classifier,
+    target_name,
+)
 from src.attacks import parse_norm, within_budget
 from src.attacks.base import Attack, attack_class
 from src.checkpoints import stable_path
@@ -36,6 +44,7 @@ from src.defenses.base import (
     DefendedClassifier,
     Defense,
     TrainedPurifier,
+    check_images,
     defense_class,
 )
 from src.device import resolve_device
@@ -144,16 +153,19 @@ class Crafter:
     each budget keeps the examples within its ball.
 
     Under an oblivious threat (`classifier`, `transfer`, `paper`) the images do not depend on
-    the defense, so `shared` (the fingerprint of everything they do depend on) keys them in
-    CRAFTED, and a row reports the seconds of their one crafting."""
+    the defense, so their seeds leave it out and `shared` (the fingerprint of everything they
+    do depend on, when known) keys them in CRAFTED, and a row reports the seconds of their one
+    crafting."""
 
-    def __init__(self, attack: DictConfig, eps_grid: list[float], shared: str | None = None) -> None:
+    def __init__(
+        self, attack: DictConfig, eps_grid: list[float], oblivious: bool, shared: str | None = None
+    ) -> None:
         self.minimal = attack_class(attack._target_).minimal_norm is not None
         if self.minimal:
             self.attacks = {None: build(attack)}
         else:
             self.attacks = {eps: build(attack, eps=eps) for eps in eps_grid if eps > 0}
-        self.shared = shared
+        self.oblivious, self.shared = oblivious, shared
         self.crafted = CRAFTED if shared else {}
         for key in [k for k in CRAFTED if shared and k[0] != shared]:
             del CRAFTED[key]
@@ -269,21 +281,27 @@ def white_box_name(cfg: DictConfig, scored: str) -> str:
     return target_name(cfg.classifier.name, cfg.defense, choice == "retrained")
 
 
+def clean_scores(loaded: Loaded, batch: int, seed: int, data: str, name: str) -> dict[str, float]:
+    """The classifier's clean accuracy, and the defended model's on purified clean images."""
+    torch.manual_seed(cell_seed(seed, data, name, "clean"))  # a random purifier's draws
+    purified_acc, clean_l1, _ = purified_scores(loaded.model, loaded.x, loaded.x, loaded.y, batch)
+    return {
+        "clean_acc": accuracy(loaded.classifier, loaded.x, loaded.y, batch),
+        "purified_clean_acc": purified_acc,
+        "clean_recon_l1_255": clean_l1,
+    }
+
+
 def clean_columns(cfg: DictConfig, loaded: Loaded, data: str, name: str, todo: Plan) -> dict[str, Any]:
     """What every row of the run shares: its key but eps, and the clean accuracies."""
-    batch, x, y = cfg.eval.batch_size, loaded.x, loaded.y
-    torch.manual_seed(cell_seed(cfg.seed, data, name, "clean"))  # a random purifier's draws
-    purified_acc, clean_l1, _ = purified_scores(loaded.model, x, x, y, batch)
     return {
         "data": data,
         "defense": cfg.defense.name,
         "classifier": name,
         "attack": cfg.attack.name,
         "threat": cfg.threat.name,
-        "n": len(y),
-        "clean_acc": accuracy(loaded.classifier, x, y, batch),
-        "purified_clean_acc": purified_acc,
-        "clean_recon_l1_255": clean_l1,
+        "n": len(loaded.y),
+        **clean_scores(loaded, cfg.eval.batch_size, cfg.seed, data, name),
         "seed": cfg.seed,
         "commit": git_commit(),
         "fingerprint": todo.fingerprint,
@@ -296,7 +314,7 @@ def measure(
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """One (attack, eps) cell: its results row and the adversarial images."""
     x, y = loaded.x, loaded.y
-    ignored = ("eps", "defense") if crafter.shared else ("eps",)  # what the images do not depend on
+    ignored = ("eps", "defense") if crafter.oblivious else ("eps",)  # what the images do not depend on
     seed = cell_seed(base["seed"], *(base[k] for k in KEY if k not in ignored))
     x_adv, seconds = crafter(loaded.parts, x, y, eps, seed)
     torch.manual_seed(cell_seed(seed, eps, "scores"))
@@ -348,9 +366,8 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     datamodule = build(cfg.data.module)
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
     stamp, models = run_fingerprint(cfg, datamodule.name, name, datamodule.input_shape)
-    crafter = Crafter(
-        cfg.attack, eps_grid, crafting_fingerprint(cfg, datamodule.name, name, datamodule.input_shape)
-    )
+    shared = crafting_fingerprint(cfg, datamodule.name, name, datamodule.input_shape)
+    crafter = Crafter(cfg.attack, eps_grid, get_class(cfg.threat._target_).oblivious, shared)
     # the same cells started twice at once: the second waits, then finds them done
     with locked(Path(cfg.paths.results_dir) / ".running" / stamp):
         todo = plan(cfg, stamp, models, eps_grid)
@@ -388,6 +405,44 @@ def compute(
     log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
     close_loggers(loggers)
     return rows
+
+
+def scores_under_attack(
+    classifier: nn.Module,
+    defense: Defense,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    overrides: list[str],
+    eps: Any,
+    checkpoint_dir: str | Path,
+) -> dict[float, float]:
+    """The API's `robust_accuracy`: the adv_acc of the cells `evaluate` computes for these
+    models, images and overrides, by the same crafting and seeds, with nothing written."""
+    cfg = composed("eval", overrides)
+    validate(cfg)
+    eps_grid = validate_eps(eps, parse_norm(cfg.attack.norm))
+    shape = common_shape(classifier, defense)
+    check_images(x, shape)
+    if not torch.is_tensor(y) or y.shape != (len(x),) or y.is_floating_point():
+        raise AdvPurifyError(f"y must be a tensor of {len(x)} integer class labels, one per image of x")
+    hparams = getattr(classifier, "hparams", {})
+    data, name = hparams.get("data", "custom"), hparams.get("name", "custom")
+
+    def surrogate(other: str) -> nn.Module:
+        return load_classifier(data, other, None, checkpoint_dir, shape).to(x.device)
+
+    parts = build(cfg.threat, _convert_="all").parts(classifier, defense, len(y), surrogate)
+    loaded = Loaded(classifier, defense, DefendedClassifier(classifier, defense), x, y.to(x.device), parts)
+    crafter = Crafter(cfg.attack, eps_grid, get_class(cfg.threat._target_).oblivious)
+    key = {"data": data, "defense": defense.name, "classifier": name, "attack": cfg.attack.name}
+    base = key | {"threat": cfg.threat.name, "n": len(y), "seed": cfg.seed}
+    base |= clean_scores(loaded, cfg.eval.batch_size, cfg.seed, data, name)
+    base |= {"commit": "", "fingerprint": "", "models": ""}
+    iterations = cfg.attack.get("max_iter", 1)
+    return {
+        eps: measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)[0]["adv_acc"]
+        for eps in eps_grid
+    }
 
 
 def crafting_files(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> list[Path]:

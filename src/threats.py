@@ -24,6 +24,14 @@ Loader = Callable[[str], nn.Module]  # a trained classifier by config name
 WHITE_BOX = ("original", "retrained")  # which target a threat's white-box share is crafted on
 
 
+def declared_purify(defense: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """purify(x), differentiable as the defense declares: `exact` and `straight_through`
+    backpropagate through `purify`; `identity` is BPDA, whose backward pass treats it as x."""
+    if defense.gradient == "identity":
+        return x + (defense.purify(x) - x).detach()
+    return defense.purify(x)
+
+
 def every_image(model: nn.Module, n: int) -> Parts:
     return [(model, torch.arange(n))]
 
@@ -45,12 +53,10 @@ class ClassifierThreat:
 class Pipeline(nn.Module):
     """Purify, then classify, as the attacker differentiates it.
 
-    The purifier's gradient follows what the defense declares: `exact` and `straight_through`
-    (a surrogate built into its forward, like VQUNet's STE) backpropagate through `purify`;
-    `identity` is BPDA: the forward value is purify(x), the backward pass treats it as x. A
-    stochastic defense is run `eot_samples` times per forward (EOT) and the output is the mean
-    of the log-probabilities, whose cross-entropy is the mean over draws up to a
-    normaliser: its gradient is the EOT average the attack needs.
+    The purifier's gradient follows what the defense declares (`declared_purify`: through
+    `purify`, or BPDA). A stochastic defense is run `eot_samples` times per forward (EOT) and
+    the output is the mean of the log-probabilities, whose cross-entropy is the mean over
+    draws up to a normaliser: its gradient is the EOT average the attack needs.
     """
 
     def __init__(self, classifier: nn.Module, defense: nn.Module, eot_samples: int) -> None:
@@ -60,15 +66,10 @@ class Pipeline(nn.Module):
         self.classifier, self.defense = classifier, defense
         self.draws = eot_samples if defense.stochastic else 1
 
-    def purify(self, x: torch.Tensor) -> torch.Tensor:
-        if self.defense.gradient == "identity":
-            return x + (self.defense.purify(x) - x).detach()
-        return self.defense.purify(x)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.draws == 1:
-            return self.classifier(self.purify(x))
-        draws = [self.classifier(self.purify(x)).log_softmax(1) for _ in range(self.draws)]
+            return self.classifier(declared_purify(self.defense, x))
+        draws = [self.classifier(declared_purify(self.defense, x)).log_softmax(1) for _ in range(self.draws)]
         return torch.stack(draws).mean(0)
 
 
