@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from src import checkpoints
+from src.card import read_card
 from src.defenses.base import (
     CompositeDefense,
     DefendedClassifier,
@@ -34,6 +35,7 @@ from src.defenses.base import (
 )
 from src.errors import AdvPurifyError, build
 from src.threats import Pipeline
+from src.zoo import entry as zoo_entry
 
 if TYPE_CHECKING:  # ART loads in seconds: only art_classifier imports it
     from art.estimators.classification import PyTorchClassifier
@@ -104,11 +106,23 @@ def composed(config: str, overrides: Sequence[str]) -> DictConfig:
 
 
 def load_defense(
-    data: str, name: str, ckpt: str | Path | None = None, checkpoint_dir: str | Path = "checkpoints"
+    data: str,
+    name: str,
+    ckpt: str | Path | None = None,
+    checkpoint_dir: str | Path = "checkpoints",
+    zoo: str | Path | None = None,
 ) -> nn.Module:
-    """A defense by its config name (`conf/defense/<name>.yaml`); `none` is the identity."""
+    """A defense by its config name (`conf/defense/<name>.yaml`); `none` is the identity.
+    Given `zoo`, its checkpoint is the one exported to `<zoo>/<data>/<name>/` (src.zoo)."""
     cfg = composed("train", [f"defense={name}"]).defense  # follows the config's defaults
+    if zoo is not None:
+        ckpt = zoo_entry(zoo, data, name) / f"{name}.ckpt"
     return build_defense(cfg, data, ckpt, checkpoint_dir)
+
+
+def card(data: str, name: str, zoo: str | Path = "zoo") -> dict:
+    """The model card of a purifier exported to `<zoo>/<data>/<name>/` (src.export)."""
+    return read_card(zoo_entry(zoo, data, name))
 
 
 def input_shape_of(model: nn.Module) -> tuple[int, ...] | None:

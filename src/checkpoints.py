@@ -20,6 +20,7 @@ import torch
 from hydra.utils import get_object
 
 from src.errors import AdvPurifyError
+from src.provenance import git_commit
 
 
 def stable_path(
@@ -90,6 +91,7 @@ def save(
         "name": hparams.get("name", cls.__name__),
         "data": data,
         "input_shape": list(input_shape),
+        "commit": git_commit(),
     }
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
@@ -111,6 +113,7 @@ class SelfDescribing:
             "name": hp.name,
             "data": hp.data,
             "input_shape": list(hp.input_shape),
+            "commit": git_commit(),
         }
 
 
@@ -175,6 +178,27 @@ def check_targets(node: Any, path: Path) -> None:
             check_targets(value, path)
 
 
+def read(path: Path, kind: str, hint: str = "") -> dict[str, Any]:
+    """A checkpoint's contents, tensors and plain data only, once it is known to be ours."""
+    if not path.exists():
+        raise AdvPurifyError(
+            f"no {kind} checkpoint at {path}: {hint or 'train it first'}, or pass its path with ckpt="
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise AdvPurifyError(
+            f"{path} is damaged or holds more than tensors and plain data ({type(err).__name__}): "
+            "refusing to unpickle it; use one written by src.train"
+        ) from err
+    meta = ckpt.get("advpurify") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or not {"class", "kind", "name", "data", "input_shape"} <= set(meta):
+        raise AdvPurifyError(
+            f"{path} was not written by advpurify's src.train: it lacks the 'advpurify' entry"
+        )
+    return ckpt
+
+
 def load(
     path: str | Path,
     kind: str,
@@ -192,22 +216,8 @@ def load(
     the model of that name.
     """
     path = Path(path)
-    if not path.exists():
-        raise AdvPurifyError(
-            f"no {kind} checkpoint at {path}: {hint or 'train it first'}, or pass its path with ckpt="
-        )
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise AdvPurifyError(
-            f"{path} is damaged or holds more than tensors and plain data ({type(err).__name__}): "
-            "refusing to unpickle it; use one written by src.train"
-        ) from err
-    meta = ckpt.get("advpurify") if isinstance(ckpt, dict) else None
-    if not isinstance(meta, dict) or not {"class", "kind", "name", "data", "input_shape"} <= set(meta):
-        raise AdvPurifyError(
-            f"{path} was not written by advpurify's src.train: it lacks the 'advpurify' entry"
-        )
+    ckpt = read(path, kind, hint)
+    meta = ckpt["advpurify"]
     if meta["kind"] not in KINDS or meta["kind"] != kind:
         raise AdvPurifyError(f"{path} holds a {meta['kind']}, not a {kind}")
     if meta["data"] != data:

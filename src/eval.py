@@ -9,7 +9,6 @@ is appended to the results table at once, so a crash loses nothing already compu
 from __future__ import annotations
 
 import math
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from src.defenses.base import (
 from src.device import resolve_device
 from src.errors import AdvPurifyError, build
 from src.loggers import build_loggers, close_loggers, log_results
+from src.provenance import git_commit
 from src.results import (
     COLUMNS,
     KEY,
@@ -82,18 +82,6 @@ def validate_eps(eps: Any, norm: float) -> list[float]:
             )
         out.append(float(value))
     return out
-
-
-def git_commit() -> str:
-    """The code version a row came from (`-dirty` when the tree has uncommitted changes)."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], capture_output=True).returncode != 0
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("-dirty" if dirty else "")
 
 
 @torch.inference_mode()

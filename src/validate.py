@@ -68,7 +68,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         ),
         COUNT,
     ),
-    **dict.fromkeys(("lr", "search_lr", "learning_rate", "rel_step", "step", "prior_std"), POSITIVE),
+    **dict.fromkeys(("lr", "search_lr", "learning_rate", "rel_step", "step", "prior_std", "atol"), POSITIVE),
     **dict.fromkeys(
         ("kl_weight", "sfl_weight", "cycle_weight", "gp_weight", "alpha", "beta", "confidence", "overshoot"),
         NON_NEGATIVE,
@@ -76,7 +76,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     **dict.fromkeys(("mix", "dropout", "ema_omega", "decay_from"), FRACTION),
 }
 BOOLEAN = (lambda v: isinstance(v, bool), "true or false")
-RULES |= dict.fromkeys(("resume", "recompute", "retrained"), BOOLEAN)
+RULES |= dict.fromkeys(("resume", "recompute", "retrained", "defended"), BOOLEAN)
 RULES["white_box"] = (lambda v: v in WHITE_BOX, f"one of {list(WHITE_BOX)}")
 SKIP = ("hydra", "paths", "published", "logger", "callbacks", "launcher")  # not the run's numbers
 

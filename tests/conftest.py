@@ -27,6 +27,7 @@ def compose_cfg(config_name: str, overrides: list[str], tmp: Path) -> DictConfig
         f"paths.checkpoint_dir={tmp}/checkpoints",
         f"paths.results_dir={tmp}/results",
         f"paths.report_dir={tmp}/results",
+        f"paths.zoo_dir={tmp}/zoo",
     ]
     with initialize_config_dir(str(CONF), version_base="1.3"):
         quiet = [] if config_name == "report" else ["logger=none"]

@@ -81,6 +81,7 @@ class Defense(nn.Module):
     name: str
     gradient: Gradient
     stochastic: bool = False
+    export_refusal: ClassVar[str] = ""  # why src.export cannot take it out, if it cannot
     analyses: ClassVar[tuple[Analysis, ...]] = ()
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,6 +123,8 @@ class TrainedPurifier(SelfDescribing, Defense, pl.LightningModule):
 
 class CompositeDefense(Defense):
     """A defense assembled from other trained models' checkpoints (e.g. voting)."""
+
+    export_refusal = "it decides with its parts, which purify alone does not carry: export each part"
 
     @classmethod
     def from_checkpoints(

@@ -26,6 +26,7 @@ from src.errors import AdvPurifyError
 class DefenseGAN(TrainedPurifier):
     gradient = "identity"
     stochastic = True
+    export_refusal = "its purify is a gradient-descent search over z, which tracing cannot capture"
     test_time_hparams = ("restarts", "steps", "search_lr")
 
     def __init__(

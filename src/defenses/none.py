@@ -9,6 +9,7 @@ from src.defenses.base import Defense
 
 class NoDefense(Defense):
     gradient = "exact"
+    export_refusal = "it is the identity: there is nothing to export"
 
     def __init__(self, name: str = "none") -> None:
         super().__init__()

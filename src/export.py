@@ -1,0 +1,130 @@
+"""`python -m src.export defense=<name> data=<data> [classifier=<name>]`: a trained purifier, taken
+out of this repository.
+
+Into `export.dir` (zoo/<data>/<defense>/, the layout `src.zoo` lists and `load_defense(zoo=)`
+reads) it writes:
+
+- `purifier.pt`: TorchScript of `purify` (pixels in [0, 1] in and out), which `torch.jit.load`
+  runs with no code of this repository;
+- `defended.pt`: TorchScript of purify-then-classify with `classifier=` (unless
+  `export.defended=false`);
+- `<defense>.ckpt`: the checkpoint itself, for this repository's API and attacks;
+- `card.json`, `card.md`: the model card (src/card.py).
+
+Every traced file must reproduce the PyTorch model on real test images, at two batch sizes,
+within `export.atol`, or nothing is written. A folder that holds another checkpoint of the
+same name is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from src.api import CONF_DIR, build_defense, load_classifier
+from src.card import build_card, write_card
+from src.checkpoints import publish, stable_path
+from src.console import console, print_config, user_errors
+from src.defenses.base import DefendedClassifier, defense_class
+from src.errors import AdvPurifyError, build
+from src.results import content_digest
+from src.validate import validate
+
+
+class Chain(nn.Module):
+    """Purify, then classify, from the two traced files (scripted, so it stays one file)."""
+
+    def __init__(self, purifier: torch.jit.ScriptModule, classifier: torch.jit.ScriptModule) -> None:
+        super().__init__()
+        self.purifier, self.classifier = purifier, classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.purifier(x))
+
+
+def traced(module: pl.LightningModule, x: torch.Tensor, label: str) -> torch.jit.ScriptModule:
+    """The module's forward traced on x, by Lightning (which keeps tracing off its trainer)."""
+    try:
+        return module.to_torchscript(method="trace", example_inputs=x, check_trace=False)
+    except Exception as err:  # tracing reports unsupported code by many exception types
+        reason = str(err).splitlines()[0]
+        raise AdvPurifyError(f"{label} cannot be traced to TorchScript: {reason}") from err
+
+
+@torch.no_grad()
+def checked_script(
+    script: torch.jit.ScriptModule, reference: nn.Module, x: torch.Tensor, atol: float, label: str
+) -> torch.jit.ScriptModule:
+    """The script, once it reproduces the reference within atol on x and on a smaller batch (a
+    trace that froze the batch size fails there)."""
+    for batch in (x, x[: max(1, len(x) // 3)]):
+        gap = (script(batch) - reference(batch)).abs().max().item()
+        if not gap <= atol:
+            raise AdvPurifyError(
+                f"exported {label} differs from PyTorch by {gap:.3g} > export.atol={atol}: it cannot be "
+                "exported by tracing"
+            )
+    return script
+
+
+def claim(folder: Path, checkpoint: Path) -> None:
+    """Refuse a folder that already holds another checkpoint under this name."""
+    held = folder / checkpoint.name
+    if held.exists() and content_digest(held) != content_digest(checkpoint):
+        raise AdvPurifyError(
+            f"{held} is another {checkpoint.stem} checkpoint: move that folder away or set export.dir"
+        )
+
+
+def save_script(script: torch.jit.ScriptModule, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".tmp")
+    torch.jit.save(script, str(tmp))
+    os.replace(tmp, dest)
+
+
+def export(cfg: DictConfig) -> Path:
+    validate(cfg)
+    cls = defense_class(cfg.defense._target_)
+    if cls.export_refusal:
+        raise AdvPurifyError(f"defense={cfg.defense.name} cannot be exported: {cls.export_refusal}")
+    datamodule = build(cfg.data.module)
+    data, shape, ckpt_dir = datamodule.name, datamodule.input_shape, cfg.paths.checkpoint_dir
+    checkpoint = Path(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape))
+    defense = build_defense(cfg.defense, data, checkpoint, ckpt_dir, shape)
+    folder = Path(cfg.export.dir)
+    claim(folder, checkpoint)
+    x, _ = datamodule.test_tensors(cfg.export.n)
+    label, atol = f"defense={cfg.defense.name}", cfg.export.atol
+    purifier = checked_script(traced(defense, x, label), defense, x, atol, label)
+    scripts = {"purifier.pt": purifier}
+    if cfg.export.defended:
+        classifier = load_classifier(data, cfg.classifier.name, cfg.ckpt, ckpt_dir, shape)
+        chain = torch.jit.script(Chain(purifier, traced(classifier, x, f"classifier={cfg.classifier.name}")))
+        label = f"defense={cfg.defense.name} with classifier={cfg.classifier.name}"
+        reference = DefendedClassifier(classifier, defense)
+        scripts["defended.pt"] = checked_script(chain, reference, x, atol, label)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, script in scripts.items():
+        save_script(script, folder / name)
+    publish(checkpoint, folder / checkpoint.name)
+    files = [*scripts, checkpoint.name]
+    write_card(build_card(cfg, defense.gradient, checkpoint, shape, files), folder)
+    console.print(f"exported defense={cfg.defense.name} to {folder}: {', '.join(files)}, card.json, card.md")
+    return folder
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
+def main(cfg: DictConfig) -> None:
+    print_config(cfg)
+    with user_errors():
+        export(cfg)
+
+
+if __name__ == "__main__":
+    main()

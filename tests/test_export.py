@@ -1,0 +1,127 @@
+"""Export: a self-contained TorchScript purifier that matches PyTorch, a model card holding only
+the rows its checkpoint earned, a zoo the API reads, and refusals that say why."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from src.api import card, load_classifier, load_defense
+from src.errors import AdvPurifyError, build
+from src.eval import evaluate
+from src.export import export
+from src.results import append_rows, read_rows
+from src.zoo import list_zoo
+from tests.conftest import compose_cfg
+
+LOAD_WITHOUT_THIS_REPO = """
+import sys, torch
+sys.modules["src"] = None  # any import of this repository's code now fails
+x, expected = torch.load(sys.argv[2])
+got = torch.jit.load(sys.argv[1])(x)
+print(float((got - expected).abs().max()))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(trained32, tmp_path_factory) -> dict:
+    """The session's VQUNet evaluated (PGD-3 through it, eps 0 and 0.1), then exported."""
+    tmp = tmp_path_factory.mktemp("export")
+    models = [
+        "debug=smoke",
+        "data.image_size=32",
+        "defense=vqunet",
+        "defense.width=16",
+        f"paths.checkpoint_dir={trained32['tmp']}/checkpoints",
+        f"ckpt={trained32['ckpt']}",
+        f"defense_ckpt={trained32['defense_ckpt']}",
+    ]
+    attack = ["threat=pipeline", "attack=pgd", "attack.max_iter=3", "eval.n=64", "eval.eps=[0,0.1]"]
+    rows = evaluate(compose_cfg("eval", [*models, *attack], tmp))
+    cfg = compose_cfg("export", models, tmp)
+    return {"tmp": tmp, "cfg": cfg, "models": models, "rows": rows, "folder": export(cfg)}
+
+
+def test_the_exported_files_load_without_this_repository_and_match_pytorch(exported, tmp_path):
+    folder, cfg = exported["folder"], exported["cfg"]
+    x, _ = build(cfg.data.module).test_tensors(16)
+    purifier = load_defense("fmnist", "vqunet", ckpt=cfg.defense_ckpt)
+    classifier = load_classifier("fmnist", "fmnist_a", ckpt=cfg.ckpt)
+    with torch.no_grad():
+        expected = {"purifier.pt": purifier.purify(x), "defended.pt": classifier(purifier.purify(x))}
+    for name, output in expected.items():
+        torch.save((x, output), tmp_path / "io.pt")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        run = subprocess.run(
+            [sys.executable, "-c", LOAD_WITHOUT_THIS_REPO, str(folder / name), str(tmp_path / "io.pt")],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            check=True,
+        )
+        assert float(run.stdout) <= 1e-5, name
+
+
+def test_the_card_holds_the_rows_of_this_checkpoint_and_no_other(exported):
+    found = card("fmnist", "vqunet", zoo=exported["cfg"].paths.zoo_dir)
+    assert found["defense"] == "vqunet" and found["input_shape"] == [1, 32, 32]
+    assert found["training"]["width"] == 16 and found["gradient"] == "straight_through"
+    assert set(found["files"]) == {"purifier.pt", "defended.pt", "vqunet.ckpt"}
+    adv = exported["rows"][1]
+    assert found["robust_accuracy"] == [
+        {k: adv[k] for k in ("classifier", "attack", "threat", "eps", "n", "adv_acc", "seed", "commit")}
+    ]
+    assert found["clean_accuracy"]["fmnist_a"]["purified"] == adv["purified_clean_acc"]
+    assert "| fmnist_a | pgd | pipeline | 0.1 | 64 |" in (exported["folder"] / "card.md").read_text()
+
+
+def test_rows_of_another_model_of_the_same_name_stay_off_the_card(exported):
+    cfg = exported["cfg"]
+    other = {**read_rows(cfg.paths.results_file)[-1], "eps": "0.3", "models": "0123456789abcdef"}
+    append_rows(cfg.paths.results_file, [other])
+    export(cfg)  # the same checkpoint again: its files and card are rewritten
+    found = json.loads((exported["folder"] / "card.json").read_text())
+    assert [r["eps"] for r in found["robust_accuracy"]] == [0.1]
+
+
+def test_the_zoo_loads_the_exported_checkpoint_and_lists_it(exported):
+    zoo, cfg = exported["cfg"].paths.zoo_dir, exported["cfg"]
+    x, _ = build(cfg.data.module).test_tensors(4)
+    from_zoo = load_defense("fmnist", "vqunet", zoo=zoo)
+    assert torch.equal(from_zoo.purify(x), load_defense("fmnist", "vqunet", ckpt=cfg.defense_ckpt).purify(x))
+    table = list_zoo(zoo)
+    assert table.row_count == 1 and table.columns[1]._cells == ["vqunet"]
+    assert "(pgd, n=64)" in table.columns[4]._cells[0]
+    with pytest.raises(AdvPurifyError, match=r"no cyclegan for data=fmnist in .*export it with"):
+        load_defense("fmnist", "cyclegan", zoo=zoo)
+
+
+def test_another_checkpoint_never_replaces_an_exported_one(exported, tmp_path):
+    ckpt = torch.load(exported["cfg"].defense_ckpt, weights_only=True)
+    key = next(iter(ckpt["state_dict"]))
+    ckpt["state_dict"][key] = ckpt["state_dict"][key] + 1
+    other = tmp_path / "vqunet.ckpt"
+    torch.save(ckpt, other)
+    cfg = compose_cfg("export", [*exported["models"], f"defense_ckpt={other}"], exported["tmp"])
+    with pytest.raises(AdvPurifyError, match=r"is another vqunet checkpoint: move that folder away"):
+        export(cfg)
+
+
+@pytest.mark.parametrize(
+    ("defense", "why"),
+    [("none", "the identity"), ("defense_gan", "search over z"), ("sfl_vae_vote", "export each part")],
+)
+def test_what_cannot_export_says_why_in_one_line(defense, why, tmp_path):
+    with pytest.raises(AdvPurifyError, match=f"defense={defense} cannot be exported: .*{why}"):
+        export(compose_cfg("export", ["debug=smoke", f"defense={defense}"], tmp_path))
+
+
+def test_export_settings_are_checked(tmp_path):
+    with pytest.raises(AdvPurifyError, match=r"export.atol=0: it must be a finite number > 0"):
+        export(compose_cfg("export", ["debug=smoke", "defense=vqunet", "export.atol=0"], tmp_path))
