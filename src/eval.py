@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class
@@ -48,7 +49,8 @@ from src.defenses.base import (
 )
 from src.device import resolve_device
 from src.errors import AdvPurifyError, build
-from src.loggers import build_loggers, close_loggers, log_results
+from src.grids import grid_images, grid_path, grid_title, save_grid
+from src.loggers import build_loggers, close_loggers, log_grid, log_results
 from src.provenance import git_commit
 from src.results import (
     COLUMNS,
@@ -326,10 +328,18 @@ def measure(
 
 
 def write(
-    cfg: DictConfig, loaded: Loaded, analyses: list[Analysis], row: dict[str, Any], x_adv: torch.Tensor
+    cfg: DictConfig,
+    loaded: Loaded,
+    analyses: list[Analysis],
+    row: dict[str, Any],
+    x_adv: torch.Tensor,
+    picture: np.ndarray | None,
 ) -> None:
-    """The row, and the rows of every requested analysis of its cell, each appended at once."""
+    """The row, its grid of images and the rows of every requested analysis of its cell, each
+    written at once."""
     append_rows(cfg.paths.results_file, [row])
+    if picture is not None:
+        save_grid(picture, grid_path(cfg.paths.results_dir, row), grid_title(row))
     cell = {k: row[k] for k in (*KEY, "n", "seed", "commit")}
     for analysis in analyses:
         if analysis.adversarial_only and row["eps"] == 0:
@@ -382,13 +392,16 @@ def compute(
     iterations = cfg.attack.get("max_iter", 1)
     for step, eps in enumerate(todo.todo):
         row, x_adv = measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)
-        write(cfg, loaded, todo.analyses, row, x_adv)
+        picture = grid_images(loaded.defense, loaded.x, x_adv) if eps > 0 else None
+        write(cfg, loaded, todo.analyses, row, x_adv, picture)
         console.print(
             f"{row['defense']} / {row['classifier']} / {row['attack']} / {row['threat']} eps {eps:g}: "
             f"accuracy {row['adv_acc']:.4f} (n={row['n']}, {row['seconds']:.1f} s)"
         )
         for logger in loggers:
             logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
+        if picture is not None:
+            log_grid(loggers, f"grid/{row['attack']}_eps{eps:g}", picture, grid_title(row))
         rows.append(row)
     log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
     close_loggers(loggers)

@@ -51,6 +51,13 @@ def log_results(loggers: list[Logger], rows: list[dict[str, Any]], title: str) -
         logger.experiment.log({"results": table, "accuracy_vs_eps": chart})
 
 
+def log_grid(loggers: list[Logger], key: str, picture: Any, caption: str) -> None:
+    """A cell's image grid (src/grids.py) as a W&B image (W&B loggers only)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[picture], caption=[caption])
+
+
 def close_loggers(loggers: list[Logger]) -> None:
     """Flush every logger and end the W&B run, so the next run in this process starts its own."""
     for logger in loggers:

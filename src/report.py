@@ -12,6 +12,7 @@ drawn as dashed levels in the accuracy figures where a claim covers that defense
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -27,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.api import CONF_DIR
 from src.console import console, user_errors
 from src.errors import AdvPurifyError
+from src.grids import IMAGES, ROWS, grid_path, grid_title
 from src.reproduction import reproduction_tables
 from src.results import KEY, analysis_tables, decision_names, read_rows
 from src.sanity import Check, sanity_checks
@@ -216,6 +218,27 @@ def table(
     return lines
 
 
+def grid_section(cells: list[dict[str, str]], results_dir: Path, out_dir: Path) -> list[str]:
+    """Per curve, the image grid (src/grids.py) of its largest eps that eval wrote."""
+    largest: dict[tuple[str, ...], dict[str, str]] = {}
+    for row in sorted(cells, key=lambda r: float(r["eps"])):
+        if float(row["eps"]) > 0 and grid_path(results_dir, row).exists():
+            largest[tuple(row[k] for k in ("data", "defense", "classifier", "attack", "threat"))] = row
+    if not largest:
+        return []
+    lines = [
+        "## What the purifiers do to attacked images",
+        "",
+        f"Rows: {', '.join(ROWS)}, for the first {IMAGES} evaluated test images, at each curve's "
+        "largest eps.",
+        "",
+    ]
+    for curve, row in sorted(largest.items()):
+        link = os.path.relpath(grid_path(results_dir, row), out_dir)
+        lines += [f"**{grid_title(row)}**", "", f"![{' '.join(curve)}]({link})", ""]
+    return lines
+
+
 def sanity_section(checks: list[Check]) -> list[str]:
     """The checklist's failures, announced above everything else, then what is only worth
     knowing; passed checks are counted, not listed (a grid has hundreds)."""
@@ -297,6 +320,7 @@ def report(results_file: str | Path, out_dir: str | Path, published: dict[str, A
         ]
     for name, (layout, analysis_rows) in analysis_tables(Path(results_file).parent).items():
         lines += analysis_section(name, layout, analysis_rows, out_dir)
+    lines += grid_section(consistent_cells(rows), Path(results_file).parent, out_dir)
     path = out_dir / "REPORT.md"
     path.write_text("\n".join(lines))
     return path

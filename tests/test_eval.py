@@ -5,10 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+from hydra.utils import instantiate
 
-from src.errors import AdvPurifyError
+from src.defenses.none import NoDefense
+from src.errors import AdvPurifyError, build
 from src.eval import evaluate
+from src.grids import ROWS, grid_images, grid_path
+from src.report import report
 from src.results import COLUMNS, read_rows
 from tests.conftest import ROOT, compose_cfg
 
@@ -114,7 +120,7 @@ def test_a_rerun_skips_finished_cells_and_resumes_the_rest(trained, tmp_path):
     assert len(read_rows(results)) == 4
 
 
-def test_wandb_gets_the_rows_as_a_table_and_the_accuracy_chart(trained, tmp_path):
+def test_wandb_gets_the_rows_as_a_table_the_accuracy_chart_and_the_image_grids(trained, tmp_path):
     overrides = ["debug=smoke", f"ckpt={trained['ckpt']}", "attack=fgsm", "logger=wandb"]
     evaluate(compose_cfg("eval", overrides, tmp_path))
     (run,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
@@ -122,6 +128,41 @@ def test_wandb_gets_the_rows_as_a_table_and_the_accuracy_chart(trained, tmp_path
     assert any(t.name.startswith("results") for t in tables), [t.name for t in tables]
     text = next(t for t in tables if t.name.startswith("results")).read_text()
     assert '"adv_acc"' in text and '"fingerprint"' in text
+    grids = sorted(p.name for p in run.glob("files/media/images/grid/*.png"))
+    assert [name.split("_")[:2] for name in grids] == [["fgsm", "eps0.1"], ["fgsm", "eps0.3"]], grids
+
+
+def test_each_cell_leaves_its_image_grid_and_the_report_shows_it(trained, tmp_path):
+    rows = evaluate(compose_cfg("eval", ["debug=smoke", f"ckpt={trained['ckpt']}", "attack=fgsm"], tmp_path))
+    for row in rows:
+        picture = plt.imread(grid_path(tmp_path / "results", row))
+        assert picture.shape[0] > 4 * 28 and picture.shape[1] > 8 * 28  # four rows of eight images
+    text = report(tmp_path / "results" / "results.csv", tmp_path / "results").read_text()
+    link = "grids/fmnist/none/fmnist_a_fgsm_classifier_eps0.3.png"
+    assert f"![fmnist none fmnist_a fgsm classifier]({link})" in text
+
+
+def test_a_grid_shows_x_its_purification_x_adv_and_its_purification_row_by_row(tmp_path):
+    x = build(compose_cfg("eval", ["debug=smoke"], tmp_path).data.module).test_tensors(8)[0]
+    picture = grid_images(NoDefense(), x, x)  # the identity at eps 0: every row is x
+    assert picture.shape == (len(ROWS) * 30 + 2, 8 * 30 + 2, 3)  # 28px tiles, 2px gutters
+
+    def tile_row(i: int):
+        return picture[2 + 30 * i : 30 + 30 * i]
+
+    assert all(np.array_equal(tile_row(0), tile_row(i)) for i in range(1, len(ROWS)))
+    assert tile_row(0).std() > 0
+
+
+def test_wandb_mode_follows_the_environment_and_lightning_does_not_override_it(monkeypatch, tmp_path):
+    # Lightning's `offline: true` sets WANDB_MODE=dryrun itself; the mode must reach wandb.init instead
+    for env, mode in ((None, "offline"), ("online", "online"), ("disabled", "disabled")):
+        if env is None:
+            monkeypatch.delenv("WANDB_MODE", raising=False)
+        else:
+            monkeypatch.setenv("WANDB_MODE", env)
+        logger = instantiate(compose_cfg("eval", ["logger=wandb"], tmp_path).logger.wandb)
+        assert logger._wandb_init["mode"] == mode and not logger._offline
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
