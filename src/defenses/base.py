@@ -14,7 +14,8 @@ It may offer, each with a default that means "none":
   classifier on its reconstruction (voting: `vote`, `bayes`); eval writes `<decision>_acc`. A
   decision of shape (N, M) holds M members' predictions, and its column is their mean accuracy
   (voting: `voter_mean`, the baseline the source compares the vote with);
-- `analyses`: measurements beyond accuracy (`Analysis`), run by `eval.analyses=[<name>]`.
+- `analyses`: measurements beyond accuracy (`Analysis`), run by `eval.analyses=[<name>]`;
+- `export_refusal`: why `src.export` cannot trace it to TorchScript (empty: it can).
 
 It comes in one of three forms, and `src.train`, `src.eval` and `src.api` ask only which:
 
