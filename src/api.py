@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 from torch import nn
@@ -98,11 +99,13 @@ def composed(config: str, overrides: Sequence[str]) -> DictConfig:
         options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
         if options and "." not in group and option not in options:
             raise AdvPurifyError(f"unknown {group} {option!r}: choose one of {options}")
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        try:
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside an entry point: its search path is ours
             return compose(config, overrides=list(overrides))
-        except (MissingConfigException, OverrideParseException, ConfigCompositionException) as err:
-            raise AdvPurifyError(f"overrides {list(overrides)}: {err}") from err
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return compose(config, overrides=list(overrides))
+    except (MissingConfigException, OverrideParseException, ConfigCompositionException) as err:
+        raise AdvPurifyError(f"overrides {list(overrides)}: {err}") from err
 
 
 def load_defense(

@@ -74,8 +74,9 @@ def build_card(
     """The card of the checkpoint being exported, with the rows it earned."""
     ckpt = read(checkpoint, "defense")
     rows = own_rows(cfg, shape)
-    clean = {
-        r["classifier"]: {
+    clean = {  # one entry per classifier and number of images
+        (r["classifier"], r["n"]): {
+            "classifier": r["classifier"],
             "n": r["n"],
             "classifier_alone": r["clean_acc"],
             "purified": r["purified_clean_acc"],
@@ -100,7 +101,7 @@ def build_card(
         "gradient": gradient,
         "files": files,
         "results_file": str(cfg.paths.results_file),
-        "clean_accuracy": clean,
+        "clean_accuracy": sorted(clean.values(), key=lambda c: (c["classifier"], -c["n"])),
         "robust_accuracy": robust,
     }
 
@@ -126,8 +127,8 @@ def render(card: dict[str, Any]) -> str:
     if card["clean_accuracy"]:
         lines += ["| classifier | n | classifier alone | purified |", "|---|---|---|---|"]
         lines += [
-            f"| {name} | {c['n']} | {c['classifier_alone']:.4f} | {c['purified']:.4f} |"
-            for name, c in card["clean_accuracy"].items()
+            f"| {c['classifier']} | {c['n']} | {c['classifier_alone']:.4f} | {c['purified']:.4f} |"
+            for c in card["clean_accuracy"]
         ]
     else:
         lines.append(f"Not evaluated with this checkpoint ({card['results_file']} has no row of it).")

@@ -110,12 +110,13 @@ def export(cfg: DictConfig) -> Path:
         label = f"defense={cfg.defense.name} with classifier={cfg.classifier.name}"
         reference = DefendedClassifier(classifier, defense)
         scripts["defended.pt"] = checked_script(chain, reference, x, atol, label)
+    files = [*scripts, checkpoint.name]
+    card = build_card(cfg, defense.gradient, checkpoint, shape, files)  # before any file is written
     folder.mkdir(parents=True, exist_ok=True)
     for name, script in scripts.items():
         save_script(script, folder / name)
     publish(checkpoint, folder / checkpoint.name)
-    files = [*scripts, checkpoint.name]
-    write_card(build_card(cfg, defense.gradient, checkpoint, shape, files), folder)
+    write_card(card, folder)
     console.print(f"exported defense={cfg.defense.name} to {folder}: {', '.join(files)}, card.json, card.md")
     return folder
 

@@ -54,7 +54,9 @@ def list_zoo(zoo: str | Path) -> Table:
     adaptive = f"pipeline eps {HEADLINE_EPS:g}, worst"
     table = Table("data", "defense", "size", "clean (purified)", adaptive, "files")
     for card in cards(zoo):
-        clean = ", ".join(f"{c['purified']:.4f} ({name})" for name, c in card["clean_accuracy"].items())
+        clean = ", ".join(
+            f"{c['purified']:.4f} ({c['classifier']}, n={c['n']})" for c in card["clean_accuracy"]
+        )
         table.add_row(
             card["data"],
             card["defense"],

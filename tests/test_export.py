@@ -77,7 +77,13 @@ def test_the_card_holds_the_rows_of_this_checkpoint_and_no_other(exported):
     assert found["robust_accuracy"] == [
         {k: adv[k] for k in ("classifier", "attack", "threat", "eps", "n", "adv_acc", "seed", "commit")}
     ]
-    assert found["clean_accuracy"]["fmnist_a"]["purified"] == adv["purified_clean_acc"]
+    (clean,) = found["clean_accuracy"]
+    assert clean == {
+        "classifier": "fmnist_a",
+        "n": 64,
+        "classifier_alone": adv["clean_acc"],
+        "purified": adv["purified_clean_acc"],
+    }
     assert "| fmnist_a | pgd | pipeline | 0.1 | 64 |" in (exported["folder"] / "card.md").read_text()
 
 
@@ -100,6 +106,18 @@ def test_the_zoo_loads_the_exported_checkpoint_and_lists_it(exported):
     assert "(pgd, n=64)" in table.columns[4]._cells[0]
     with pytest.raises(AdvPurifyError, match=r"no cyclegan for data=fmnist in .*export it with"):
         load_defense("fmnist", "cyclegan", zoo=zoo)
+
+
+def test_the_command_line_exports_and_lists_the_zoo(exported, tmp_path):
+    # an entry point runs inside Hydra: the card must compose the rows' configs there too
+    zoo = tmp_path / "zoo"
+    overrides = [*exported["models"], "logger=none", f"paths.zoo_dir={zoo}", f"hydra.run.dir={tmp_path}/run"]
+    overrides.append(f"paths.results_file={exported['cfg'].paths.results_file}")
+    subprocess.run([sys.executable, "-m", "src.export", *overrides], check=True, capture_output=True)
+    assert json.loads((zoo / "fmnist" / "vqunet" / "card.json").read_text())["robust_accuracy"]
+    command = [sys.executable, "-m", "src.zoo", "list", "--zoo", str(zoo)]
+    listed = subprocess.run(command, check=True, capture_output=True, text=True)
+    assert "vqunet" in listed.stdout and "32px" in listed.stdout
 
 
 def test_another_checkpoint_never_replaces_an_exported_one(exported, tmp_path):
