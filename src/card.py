@@ -21,6 +21,7 @@ from src.provenance import git_commit
 from src.results import content_digest, read_rows, typed
 
 CARD_JSON, CARD_MD = "card.json", "card.md"
+CARD_FORMAT = 1  # raised whenever a field changes meaning, so an old card is refused, not misread
 
 
 def row_config(cfg: DictConfig, row: dict[str, Any]) -> DictConfig | None:
@@ -89,6 +90,7 @@ def build_card(
         if r["eps"] > 0
     ]
     return {
+        "format": CARD_FORMAT,
         "defense": cfg.defense.name,
         "data": cfg.data.name,
         "image_size": int(shape[-1]),
@@ -155,4 +157,10 @@ def read_card(folder: Path) -> dict[str, Any]:
     path = folder / CARD_JSON
     if not path.exists():
         raise AdvPurifyError(f"no model card at {path}: export it with python -m src.export")
-    return json.loads(path.read_text())
+    found = json.loads(path.read_text())
+    if not isinstance(found, dict) or found.get("format") != CARD_FORMAT:
+        raise AdvPurifyError(
+            f"{path} is not a card of format {CARD_FORMAT}: export it again with python -m src.export "
+            f"defense={folder.name} data={folder.parent.name}"
+        )
+    return found

@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from src.card import CARD_JSON, read_card
-from src.console import console
+from src.console import console, user_errors
 from src.errors import AdvPurifyError
 
 HEADLINE_EPS = 0.1  # the budget of the headline number (the dissertation's Fashion-MNIST figures)
@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not Path(args.zoo).is_dir():
         parser.exit(1, f"error: {args.zoo} is not a folder: export a purifier with python -m src.export\n")
-    console.print(list_zoo(args.zoo))
+    with user_errors():
+        console.print(list_zoo(args.zoo))
 
 
 if __name__ == "__main__":

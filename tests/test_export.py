@@ -120,6 +120,15 @@ def test_the_command_line_exports_and_lists_the_zoo(exported, tmp_path):
     assert "vqunet" in listed.stdout and "32px" in listed.stdout
 
 
+def test_a_card_of_another_format_is_refused_with_the_command_that_renews_it(tmp_path):
+    folder = tmp_path / "fmnist" / "vqunet"
+    folder.mkdir(parents=True)
+    (folder / "card.json").write_text(json.dumps({"defense": "vqunet", "clean_accuracy": {}}))
+    renew = r"export it again with python -m src.export defense=vqunet data=fmnist"
+    with pytest.raises(AdvPurifyError, match=renew):
+        list_zoo(tmp_path)
+
+
 def test_another_checkpoint_never_replaces_an_exported_one(exported, tmp_path):
     ckpt = torch.load(exported["cfg"].defense_ckpt, weights_only=True)
     key = next(iter(ckpt["state_dict"]))
