@@ -15,13 +15,14 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.api import CONF_DIR, build_defense
-from src.checkpoints import publish, retrained_name, stable_path
+from src.checkpoints import publish, read, retrained_name, stable_path
 from src.classifiers.module import ClassifierModule
 from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
@@ -117,6 +118,29 @@ def resume_from(cfg: DictConfig, folder: Path) -> str | None:
     return str(last) if cfg.resume else None
 
 
+def plain(value: Any) -> Any:
+    """A hyperparameter as JSON would hold it, so a saved one and a fresh one compare equal."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    return json.loads(json.dumps(value, default=str))
+
+
+def require_same_settings(dest: Path, module: pl.LightningModule) -> None:
+    """Refuse, before any training, to replace a published model trained with other settings:
+    retraining a model as it was replaces it; one trained otherwise needs a name of its own."""
+    if not dest.exists():
+        return
+    held = plain(read(dest, module.kind).get("hyper_parameters") or {})
+    new = plain(dict(module.hparams))
+    changed = sorted(k for k in set(held) | set(new) if held.get(k) != new.get(k))
+    if changed:
+        what = "; ".join(f"{k}: {held.get(k)} -> {new.get(k)}" for k in changed[:3])
+        raise AdvPurifyError(
+            f"{dest} holds a {module.hparams.name} trained with other settings ({what}): give this one "
+            f"a name of its own ({module.kind}.name=<name>) to keep both, or move that file away"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, float | str]:
     validate(cfg)
     if cfg.task == "tables":
@@ -129,6 +153,10 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         raise AdvPurifyError(
             "callbacks.model_checkpoint is missing: src.train publishes the best checkpoint it keeps"
         )
+    dest = stable_path(
+        cfg.paths.checkpoint_dir, datamodule.name, module.hparams.name, datamodule.input_shape, cfg.seed
+    )
+    require_same_settings(dest, module)
     folder = run_dir(cfg, datamodule.name, module.hparams.name)
     ckpt_path = resume_from(cfg, folder)
     callbacks = [
@@ -147,9 +175,6 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         raise AdvPurifyError(f"training kept no checkpoint (no {monitor} was logged): nothing was published")
     (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     StopOnNonFinite.check(trainer, test)
-    dest = stable_path(
-        cfg.paths.checkpoint_dir, datamodule.name, module.hparams.name, datamodule.input_shape, cfg.seed
-    )
     publish(best, dest)
     shutil.rmtree(folder)
     close_loggers(loggers)

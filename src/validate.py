@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from src.defenses.components.attacked_inputs import TRAIN_INPUTS
 from src.errors import AdvPurifyError
 from src.threats import WHITE_BOX
 
@@ -46,6 +47,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
             "depth",
             "max_width",
             "latent_dim",
+            "decoder_width",
             "z_dim",
             "disc_width",
             "disc_layers",
@@ -70,7 +72,17 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     **dict.fromkeys(("lr", "search_lr", "learning_rate", "rel_step", "step", "prior_std", "atol"), POSITIVE),
     **dict.fromkeys(
-        ("kl_weight", "sfl_weight", "cycle_weight", "gp_weight", "alpha", "beta", "confidence", "overshoot"),
+        (
+            "rec_weight",
+            "kl_weight",
+            "sfl_weight",
+            "cycle_weight",
+            "gp_weight",
+            "alpha",
+            "beta",
+            "confidence",
+            "overshoot",
+        ),
         NON_NEGATIVE,
     ),
     **dict.fromkeys(("mix", "dropout", "ema_omega", "decay_from"), FRACTION),
@@ -78,6 +90,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 BOOLEAN = (lambda v: isinstance(v, bool), "true or false")
 RULES |= dict.fromkeys(("resume", "recompute", "retrained", "defended"), BOOLEAN)
 RULES["white_box"] = (lambda v: v in WHITE_BOX, f"one of {list(WHITE_BOX)}")
+RULES["train_inputs"] = (lambda v: v in TRAIN_INPUTS, f"one of {list(TRAIN_INPUTS)}")
 SKIP = ("hydra", "paths", "published", "logger", "callbacks", "launcher")  # not the run's numbers
 
 

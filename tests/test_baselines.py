@@ -47,8 +47,9 @@ def test_defense_vae_attacks_each_image_by_its_own_attack_and_budget(with_target
     vae.on_fit_start()
     x = torch.rand(12, 1, 28, 28)
     y = torch.randint(10, (12,))
-    spec = torch.arange(12) % vae.num_specs()  # fgsm 0/.1/.3, pgd 0/.1/.3, twice
-    x_adv = vae.adversarial(x, y, spec)
+    spec = vae.inputs.specs(12, x.device, train=False)
+    assert torch.equal(spec, torch.arange(12) % 6)  # fgsm 0/.1/.3, pgd 0/.1/.3, twice
+    x_adv = vae.training_inputs(x, y, train=False)
     linf = (x_adv - x).flatten(1).abs().max(1).values
     budget = torch.tensor(hp["eps"])[spec % 3]
     assert torch.all(linf <= budget + 1e-6)
@@ -62,6 +63,11 @@ def test_defense_vae_rejects_unknown_attacks_and_budgets():
         DefenseVAE(**SHAPE, name="d", attacker="a.ckpt", attacks={"cw": CW})
     with pytest.raises(AdvPurifyError, match="eps"):
         DefenseVAE(**SHAPE, name="d", attacker="a.ckpt", attacks=ATTACKS, eps=[0.1, 2.0])
+
+
+def test_defense_vae_trains_on_attacked_inputs_only():
+    with pytest.raises(AdvPurifyError, match=r"by definition, not train_inputs=clean: use defense=vae"):
+        DefenseVAE(**SHAPE, name="d", attacker="a.ckpt", attacks=ATTACKS, train_inputs="clean")
 
 
 def test_defense_vae_without_its_target_says_to_train_it(tmp_path):
@@ -83,7 +89,7 @@ def test_defense_vae_smoke_fit_learns_to_undo_attacks_then_evaluates(with_target
     ]
     metrics = run(tmp, "dvae", *overrides, "data.module.batch_size=32")
     vae = checkpoints.load(metrics["checkpoint"], "defense", "fmnist", (1, 28, 28))
-    assert isinstance(vae, DefenseVAE) and vae.attacker is None  # the target is not in its checkpoint
+    assert isinstance(vae, DefenseVAE) and vae.inputs.frozen is None  # the target is not in its checkpoint
     assert metrics["val/recon"] < 0.12  # measured: 0.17 after one epoch, 0.09 after three
     cfg = compose_cfg("eval", ["debug=smoke", "defense=defense_vae", "attack=fgsm", "eval.eps=[0.1]"], tmp)
     (row,) = evaluate(cfg)

@@ -45,6 +45,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from src.checkpoints import SelfDescribing
+from src.defenses.components.attacked_inputs import AttackedInputs, Attacks
 from src.errors import AdvPurifyError
 
 Gradient = Literal["exact", "straight_through", "identity"]
@@ -101,19 +102,49 @@ class TrainedPurifier(SelfDescribing, Defense, pl.LightningModule):
     checkpoint_monitor = ("val/recon", "min")
     test_time_hparams: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, name: str, data: str, input_shape: Sequence[int], num_classes: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        data: str,
+        input_shape: Sequence[int],
+        num_classes: int,
+        train_inputs: str = "clean",
+        attacker: str | None = None,
+        attacks: Attacks | None = None,
+        eps: Sequence[float] = (0.05, 0.1, 0.2, 0.3),
+    ) -> None:
+        """`train_inputs`, `attacker`, `attacks`, `eps`: what it is trained on (AttackedInputs)."""
         super().__init__()
         # Lightning collects the arguments of every __init__ up the call chain, so the
         # subclass's own settings are saved too and `cls(**hparams)` rebuilds it
         self.save_hyperparameters()
         self.name = name
         self.channels, self.size = int(input_shape[0]), int(input_shape[-1])
+        self.inputs = AttackedInputs(train_inputs, attacker, attacks or {}, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.purify(x)
 
+    def on_fit_start(self) -> None:
+        self.inputs.start(self.hparams.data, self.hparams.input_shape, self.device)
+
+    def training_inputs(self, x: torch.Tensor, y: torch.Tensor, train: bool) -> torch.Tensor:
+        """The inputs whose purification should be the clean x (`defense.train_inputs`)."""
+        if self.inputs.mode != "clean" and self.inputs.frozen is None:  # test after fit reloads weights only
+            self.on_fit_start()
+        return self.inputs(x, y, train)
+
     def _eval_step(self, batch, stage: str) -> None:
         raise NotImplementedError
+
+    def log_eval(self, stage: str, metrics: dict[str, torch.Tensor], x: torch.Tensor) -> None:
+        """An eval step's metrics under `<stage>/`, with `<stage>/clean_recon` (the error on clean x,
+        by the mean squared error) when it trains on attacked inputs."""
+        if self.inputs.mode != "clean":
+            metrics = metrics | {"clean_recon": torch.nn.functional.mse_loss(self.purify(x), x)}
+        self.log_dict(
+            {f"{stage}/{k}": v for k, v in metrics.items()}, prog_bar=stage == "val", batch_size=len(x)
+        )
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")

@@ -76,11 +76,12 @@ class DefenseCycleGAN(TrainedPurifier):
         return self.g_b(self.g_a(x))
 
     def training_step(self, batch, batch_idx: int) -> None:
-        x, _ = batch
+        x, y = batch
+        x_in = self.training_inputs(x, y, train=True)  # the cycles must still end at the clean x
         opt_g, opt_d = self.optimizers()
 
         with self.toggled_optimizer(opt_g):
-            fake_a, fake_b = self.g_a(x), self.g_b(x)
+            fake_a, fake_b = self.g_a(x_in), self.g_b(x_in)
             cycle = cycle_consistency_loss(x, self.g_a(fake_b), self.g_b(fake_a))
             adv_a = lsgan_generator_loss(self.d_a(fake_a))
             adv_b = lsgan_generator_loss(self.d_b(fake_b))
@@ -120,17 +121,12 @@ class DefenseCycleGAN(TrainedPurifier):
             scheduler.step()
 
     def _eval_step(self, batch, stage: str) -> None:
-        x, _ = batch
-        fake_a, fake_b = self.g_a(x), self.g_b(x)
+        x, y = batch
+        x_in = self.training_inputs(x, y, train=False)
+        fake_a, fake_b = self.g_a(x_in), self.g_b(x_in)
         x_hat = self.g_b(fake_a)
-        self.log_dict(
-            {
-                f"{stage}/recon": F.l1_loss(x_hat, x),
-                f"{stage}/cycle": cycle_consistency_loss(x, self.g_a(fake_b), x_hat),
-            },
-            prog_bar=stage == "val",
-            batch_size=len(x),
-        )
+        cycle = cycle_consistency_loss(x, self.g_a(fake_b), x_hat)
+        self.log_eval(stage, {"recon": F.l1_loss(x_hat, x), "cycle": cycle}, x)
 
     def configure_optimizers(self):
         """Adam per side; constant lr, then a linear decay over the epochs after `decay_from` (CycleGAN)."""

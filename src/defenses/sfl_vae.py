@@ -1,6 +1,6 @@
 """SFL-VAE (SPEC 3.1, chapter 3): a VAE purifier trained with a spatial frequency loss.
 
-Loss = L_rec + kl_weight * L_reg + sfl_weight * L_SFL, each a per-image sum (over pixels,
+Loss = rec_weight * L_rec + kl_weight * L_reg + sfl_weight * L_SFL, each a per-image sum (over pixels,
 or latent dimensions) averaged over the batch: the usual ELBO scaling, which keeps the KL
 term from swamping a per-pixel mean. L_reg is the KL to N(0, prior_std^2 I): a wider prior
 than the standard one tolerates noisy inputs. `defense=vae` (sfl_weight 0) is the ablation.
@@ -36,7 +36,9 @@ class SFLVAE(TrainedPurifier):
         *,
         latent_dim: int = 1024,
         dropout: float = 0.2,
+        decoder_width: int = 256,
         prior_std: float = 1.0,
+        rec_weight: float = 1.0,
         kl_weight: float = 1.0,
         sfl_weight: float = 1.0,
         sfl_sigmas: Sequence[float] = (1.0,),
@@ -46,7 +48,7 @@ class SFLVAE(TrainedPurifier):
         **common,
     ) -> None:
         super().__init__(**common)
-        self.net = VAENet(self.channels, self.size, latent_dim, dropout)
+        self.net = VAENet(self.channels, self.size, latent_dim, dropout, decoder_width)
         self.sfl = SpatialFrequencyLoss(sfl_sigmas, sfl_scale_weights) if sfl_weight else None
 
     @property
@@ -69,27 +71,24 @@ class SFLVAE(TrainedPurifier):
             "rec": (x_hat - target).pow(2).flatten(1).sum(1).mean(),
             "kl": kl_to_prior(mu, logvar, self.hparams.prior_std),
         }
-        loss = parts["rec"] + self.hparams.kl_weight * parts["kl"]
+        loss = self.hparams.rec_weight * parts["rec"] + self.hparams.kl_weight * parts["kl"]
         if self.sfl is not None:
             parts["sfl"] = self.sfl(target, x_hat)
             loss = loss + self.hparams.sfl_weight * parts["sfl"]
         return {"loss": loss, **parts}
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, _ = batch
-        parts = self.losses(x)
+        x, y = batch
+        parts = self.losses(self.training_inputs(x, y, train=True), target=x)
         self.log_dict({f"train/{k}": v for k, v in parts.items()}, prog_bar=True, batch_size=len(x))
         return parts["loss"]
 
     def _eval_step(self, batch, stage: str) -> None:
-        x, _ = batch
-        parts = self.losses(x)
-        recon = F.mse_loss(self.purify(x), x)  # deterministic, per pixel: what purification gives
-        self.log_dict(
-            {f"{stage}/loss": parts["loss"], f"{stage}/recon": recon},
-            prog_bar=stage == "val",
-            batch_size=len(x),
-        )
+        x, y = batch
+        x_in = self.training_inputs(x, y, train=False)
+        parts = self.losses(x_in, target=x)
+        recon = F.mse_loss(self.purify(x_in), x)  # deterministic, per pixel: what purification gives
+        self.log_eval(stage, {"loss": parts["loss"], "recon": recon}, x)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

@@ -53,8 +53,9 @@ class VQUNet(TrainedPurifier):
     def purify(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)[0]
 
-    def _losses(self, x: torch.Tensor):
-        x_hat, latents = self.net(x)
+    def _losses(self, x_in: torch.Tensor, x: torch.Tensor):
+        """Losses of purifying x_in into the clean x."""
+        x_hat, latents = self.net(x_in)
         recon = F.mse_loss(x_hat, x)
         if self.quantizers is None:
             return recon, recon, {}, latents
@@ -64,8 +65,8 @@ class VQUNet(TrainedPurifier):
         return total, recon, {"loss_e": loss_e, "loss_q": loss_q}, latents
 
     def training_step(self, batch, batch_idx: int):
-        x, _ = batch
-        total, recon, parts, latents = self._losses(x)
+        x, y = batch
+        total, recon, parts, latents = self._losses(self.training_inputs(x, y, train=True), x)
         self.log_dict(
             {"train/loss": total, "train/recon": recon, **{f"train/{k}": v for k, v in parts.items()}},
             prog_bar=True,
@@ -85,11 +86,9 @@ class VQUNet(TrainedPurifier):
         }
 
     def _eval_step(self, batch, stage: str) -> None:
-        x, _ = batch
-        total, recon, _, _ = self._losses(x)
-        self.log_dict(
-            {f"{stage}/loss": total, f"{stage}/recon": recon}, prog_bar=stage == "val", batch_size=len(x)
-        )
+        x, y = batch
+        total, recon, _, _ = self._losses(self.training_inputs(x, y, train=False), x)
+        self.log_eval(stage, {"loss": total, "recon": recon}, x)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

@@ -2,8 +2,9 @@
 
 Encoder: four [Conv(k4, s2) BN ReLU Dropout(0.2)] blocks (64, 128, 256, 512 channels),
 flatten, Dense(1024) to the mean and Dense(1024) to the log-variance of q(z|x). Decoder:
-Dense(4096) ReLU, reshape to 256x4x4, transposed convs (k4, s2) with ReLU halving the channels
-until the image size is reached, a last conv to the image channels and a sigmoid (SPEC 3.1
+Dense(16 * decoder_width) ReLU, reshape to decoder_width x 4 x 4 (SPEC 3.1 reads 4096, 256), transposed
+convs (k4, s2) with ReLU halving the channels until the image size is reached (decoder_width 512
+gives Table A.1's 512/256/128/64 at 32x32), a last conv to the image channels and a sigmoid (SPEC 3.1
 decision). For 28x28 the decoder reaches 32x32 and keeps the centre 28x28, the inverse of the
 padding chapter 5 uses ("the decoder is adjusted for the dimension difference").
 """
@@ -25,7 +26,12 @@ def encoder_block(in_ch: int, out_ch: int, dropout: float) -> nn.Sequential:
 
 class VAENet(nn.Module):
     def __init__(
-        self, in_channels: int, image_size: int, latent_dim: int = 1024, dropout: float = 0.2
+        self,
+        in_channels: int,
+        image_size: int,
+        latent_dim: int = 1024,
+        dropout: float = 0.2,
+        decoder_width: int = 256,
     ) -> None:
         super().__init__()
         widths = [64, 128, 256, 512]
@@ -38,11 +44,11 @@ class VAENet(nn.Module):
         self.to_mu = nn.Linear(flat, latent_dim)
         self.to_logvar = nn.Linear(flat, latent_dim)
         ups = max(0, math.ceil(math.log2(image_size / 4)))
-        chans = [256 // 2**i for i in range(ups + 1)]
+        chans = [max(1, decoder_width // 2**i) for i in range(ups + 1)]
         self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, 256 * 4 * 4),
+            nn.Linear(latent_dim, decoder_width * 4 * 4),
             nn.ReLU(),
-            nn.Unflatten(1, (256, 4, 4)),
+            nn.Unflatten(1, (decoder_width, 4, 4)),
             *(
                 layer
                 for i, o in itertools.pairwise(chans)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Issue 16, measurement 1 at CPU size: each purifier trained on clean and on attacked inputs
+# (`defense.train_inputs`), then attacked under the classifier-only and the adaptive threat.
+# Every model gets a name of its own (<defense>_<mode>), so none replaces another; a rerun
+# skips models already published and cells already in the results table.
+# Knobs (environment): DEFENSES, MODES, EPOCHS, TRAIN_LIMIT, N (classifier threat), N_PIPE
+# (pipeline threat), ATTACKS, EPS, RESULTS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DEFENSES=${DEFENSES:-"vqunet cyclegan sfl_vae"}
+MODES=${MODES:-"clean adversarial"}
+EPOCHS=${EPOCHS:-1}
+TRAIN_LIMIT=${TRAIN_LIMIT:-30000}
+N=${N:-1000}
+N_PIPE=${N_PIPE:-200}
+ATTACKS=${ATTACKS:-fgsm,pgd,cw}
+EPS=${EPS:-"[0.05,0.1,0.2,0.3]"}
+RESULTS=${RESULTS:-results/issue16}
+common=(data=fmnist data.image_size=32 classifier=fmnist_a logger=csv)
+
+size() {  # the CPU sizes of issues 3-5's measurements
+  case $1 in
+    vqunet) echo "defense.width=16 defense.lr=0.001" ;;
+    cyclegan) echo "defense.width=16 defense.disc_width=16" ;;
+    sfl_vae) echo "defense.latent_dim=128" ;;
+  esac
+}
+
+[ -f checkpoints/fmnist/32px/fmnist_a.ckpt ] || $PY -m src.train experiment=demo
+for defense in $DEFENSES; do
+  for mode in $MODES; do
+    name=${defense}_${mode}
+    model=("${common[@]}" "defense=$defense" "defense.name=$name")
+    [ -f "checkpoints/fmnist/32px/$name.ckpt" ] || $PY -m src.train "${model[@]}" $(size "$defense") \
+      "defense.train_inputs=$mode" "trainer.max_epochs=$EPOCHS" "data.module.train_limit=$TRAIN_LIMIT"
+    $PY -m src.eval -m "${model[@]}" "attack=$ATTACKS" threat=classifier "eval.n=$N" "eval.eps=$EPS" \
+      "paths.results_dir=$RESULTS"
+    $PY -m src.eval -m "${model[@]}" "attack=$ATTACKS" threat=pipeline "eval.n=$N_PIPE" "eval.eps=$EPS" \
+      "paths.results_dir=$RESULTS"
+  done
+done
+$PY -m src.report "paths.results_dir=$RESULTS" "paths.report_dir=$RESULTS"

@@ -1,0 +1,136 @@
+"""`defense.train_inputs`: every trained purifier can learn from clean, attacked or mixed inputs,
+crafted on the fly against the frozen target, with its loss against the clean image."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from src import checkpoints
+from src.defenses.components.attacked_inputs import AttackedInputs
+from src.errors import AdvPurifyError, build
+from src.train import train
+from tests.conftest import compose_cfg, install_target
+
+# batch_size below the 16 images: per-image budgets must stay aligned with their images
+PGD = {
+    "pgd": {"_target_": "src.attacks.pgd.PGD", "name": "pgd", "max_iter": 3, "rel_step": 0.5, "batch_size": 4}
+}
+
+
+@pytest.fixture(scope="module")
+def target(trained, tmp_path_factory):
+    """A tmp project whose checkpoints hold the session's 28px fmnist_a, and real test images."""
+    tmp = tmp_path_factory.mktemp("train_inputs")
+    path = install_target(trained, tmp)
+    cfg = compose_cfg("train", ["debug=smoke"], tmp)
+    x, y = build(cfg.data.module).test_tensors(16)
+    return {"tmp": tmp, "path": str(path), "x": x, "y": y}
+
+
+def crafted(target, mode: str, train: bool, eps=(0.1, 0.3)) -> tuple[torch.Tensor, torch.Tensor]:
+    inputs = AttackedInputs(mode, target["path"], PGD, eps)
+    inputs.start("fmnist", (1, 28, 28), torch.device("cpu"))
+    torch.manual_seed(0)
+    x_in = inputs(target["x"], target["y"], train)
+    return x_in, (x_in - target["x"]).flatten(1).abs().max(1).values
+
+
+def test_adversarial_inputs_attack_every_image_within_its_budget(target):
+    _, linf = crafted(target, "adversarial", train=False)
+    budget = torch.tensor([0.1, 0.3])[torch.arange(16) % 2]  # validation cycles through the grid
+    assert torch.all(linf > 0) and torch.all(linf <= budget + 1e-6)
+
+
+def test_mixed_inputs_keep_every_other_image_clean_in_validation_and_about_half_in_training(target):
+    x_in, linf = crafted(target, "mixed", train=False)
+    assert torch.equal(x_in[1::2], target["x"][1::2]) and torch.all(linf[::2] > 0)
+    _, linf = crafted(target, "mixed", train=True)
+    assert 0 < (linf == 0).sum() < 16
+
+
+def test_clean_inputs_are_the_images_themselves_and_need_no_target(target):
+    inputs = AttackedInputs("clean", None, {}, [])
+    inputs.start("fmnist", (1, 28, 28), torch.device("cpu"))
+    assert inputs(target["x"], target["y"], train=True) is target["x"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "attacks", "eps", "message"),
+    [
+        ("noisy", PGD, [0.1], r"train_inputs='noisy': choose one of \['clean', 'adversarial', 'mixed'\]"),
+        ("mixed", {}, [0.1], r"train_inputs=mixed needs an attack in defense.attacks"),
+        ("adversarial", PGD, [1.5], r"defense.eps=\[1.5\]: give training budgets in \[0, 1\]"),
+        ("adversarial", {"cw": {"_target_": "src.attacks.cw.CWLinf"}}, [0.1], "minimal-norm attack"),
+        ("adversarial", {"x": {"_target_": "os.system"}}, [0.1], "not one of this project's attacks"),
+    ],
+)
+def test_bad_training_inputs_are_refused(mode, attacks, eps, message):
+    with pytest.raises(AdvPurifyError, match=message):
+        AttackedInputs(mode, "a.ckpt", attacks, eps)
+
+
+def test_a_bad_train_inputs_value_stops_training_at_startup(tmp_path):
+    cfg = compose_cfg("train", ["debug=smoke", "defense=sfl_vae", "defense.train_inputs=noisy"], tmp_path)
+    with pytest.raises(AdvPurifyError, match=r"defense\.train_inputs='noisy': it must be one of"):
+        train(cfg)
+
+
+@pytest.mark.parametrize(
+    ("defense", "overrides"),
+    [
+        ("sfl_vae", ["defense.latent_dim=16"]),
+        ("cyclegan", ["defense.width=8", "defense.disc_width=8", "defense.max_width=16", "defense.depth=2"]),
+    ],
+)
+def test_purifiers_train_on_attacked_inputs_and_log_both_errors(target, defense, overrides):
+    tmp = target["tmp"]
+    run = [
+        "debug=smoke",
+        f"defense={defense}",
+        "defense.train_inputs=mixed",
+        "defense.attacks.pgd.max_iter=2",
+        "data.module.train_limit=256",
+        f"paths.output_dir={tmp}/{defense}",
+        *overrides,
+    ]
+    metrics = train(compose_cfg("train", run, tmp))
+    assert metrics["test/recon"] > 0 and metrics["test/clean_recon"] > 0  # on attacked and on clean inputs
+    module = checkpoints.load(metrics["checkpoint"], "defense", "fmnist", (1, 28, 28))
+    assert module.hparams.train_inputs == "mixed" and module.inputs.frozen is None  # no target inside
+
+
+def test_vqunet_trains_on_adversarial_inputs(trained32, tmp_path):
+    target = tmp_path / "checkpoints" / "fmnist" / "32px" / "fmnist_a.ckpt"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(trained32["ckpt"], target)
+    run = [
+        "debug=smoke",
+        "data.image_size=32",
+        "defense=vqunet",
+        "defense.width=8",
+        "defense.train_inputs=adversarial",
+        "defense.attacks.pgd.max_iter=2",
+        "data.module.train_limit=256",
+    ]
+    metrics = train(compose_cfg("train", run, tmp_path))
+    assert metrics["test/recon"] > 0 and metrics["test/clean_recon"] > 0
+
+
+def test_a_model_trained_otherwise_never_replaces_the_published_one(target, tmp_path):
+    install_target({"ckpt": target["path"]}, tmp_path)
+    common = ["debug=smoke", "defense=sfl_vae", "defense.latent_dim=8", "data.module.train_limit=128"]
+    first = Path(
+        train(compose_cfg("train", [*common, f"paths.output_dir={tmp_path}/a"], tmp_path))["checkpoint"]
+    )
+    held = first.read_bytes()
+    mixed = [*common, "defense.train_inputs=mixed", "defense.attacks.pgd.max_iter=1"]
+    with pytest.raises(AdvPurifyError, match=r"trained with other settings \(.*train_inputs: clean -> mixed"):
+        train(compose_cfg("train", [*mixed, f"paths.output_dir={tmp_path}/b"], tmp_path))
+    assert first.read_bytes() == held
+    renamed = [*mixed, "defense.name=sfl_vae_mixed", f"paths.output_dir={tmp_path}/c"]
+    second = train(compose_cfg("train", renamed, tmp_path))  # the fix the message names
+    assert Path(second["checkpoint"]).name == "sfl_vae_mixed.ckpt" and first.read_bytes() == held
