@@ -211,11 +211,15 @@ def test_a_diverged_run_stops_with_a_message_and_publishes_nothing(trained, tmp_
 
     target = install_target(trained, tmp_path)
     before = target.read_bytes()
-    cfg = compose_cfg("train", ["debug=smoke", "classifier.optimizer.lr=1e12"], tmp_path)
+    diverging = ["debug=smoke", "classifier.optimizer.lr=1e12"]
+    with pytest.raises(AdvPurifyError, match=r"trained with other settings .*classifier.name=<name>"):
+        train(compose_cfg("train", diverging, tmp_path))  # not over the good model, not even to try
+    cfg = compose_cfg("train", [*diverging, "classifier.name=fmnist_a_lr1e12"], tmp_path)
     with pytest.raises(AdvPurifyError, match=r"training diverged and nothing was published") as err:
         train(cfg)
     one_line(err)
     assert target.read_bytes() == before  # the good model stays
+    assert not target.with_name("fmnist_a_lr1e12.ckpt").exists()
 
 
 def test_training_killed_mid_run_resumes_to_the_same_epoch_count(tmp_path):
