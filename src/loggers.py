@@ -16,6 +16,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
 
+from src.errors import AdvPurifyError
+
 
 def sweep_group() -> str | None:
     """`<entry>-<sweep dir name>` inside a Hydra multirun, else None."""
@@ -27,7 +29,15 @@ def sweep_group() -> str | None:
     return f"{hydra.job.name}-{Path(hydra.sweep.dir).name}"
 
 
+WANDB_MODES = ("offline", "online", "disabled")
+
+
 def build_loggers(cfg: DictConfig) -> list[Logger]:
+    mode = (cfg.logger or {}).get("wandb", {}).get("mode")
+    if mode is not None and mode not in WANDB_MODES:
+        raise AdvPurifyError(
+            f"logger.wandb.mode={mode!r}: choose one of {list(WANDB_MODES)} (or set WANDB_MODE to one)"
+        )
     group = sweep_group()
     loggers = [
         instantiate(node, group=group) if group and "group" in node else instantiate(node)

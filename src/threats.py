@@ -62,7 +62,9 @@ class Pipeline(nn.Module):
     def __init__(self, classifier: nn.Module, defense: nn.Module, eot_samples: int) -> None:
         super().__init__()
         if eot_samples < 1:
-            raise AdvPurifyError(f"threat.eot_samples={eot_samples}: need at least 1 draw")
+            raise AdvPurifyError(
+                f"eot_samples={eot_samples} (threat.eot_samples, or attackable's): need at least 1 draw"
+            )
         self.classifier, self.defense = classifier, defense
         self.draws = eot_samples if defense.stochastic else 1
 

@@ -12,6 +12,7 @@ tested on the whole test split and copied to `checkpoints/<data>/<size>px/<name>
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import shutil
 from pathlib import Path
@@ -125,16 +126,34 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def defaults(cls: type) -> dict[str, Any]:
+    """The default of every keyword setting of cls's __init__ chain."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass):
+            params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+            found |= {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return found
+
+
 def require_same_settings(dest: Path, module: pl.LightningModule) -> None:
     """Refuse, before any training, to replace a published model trained with other settings:
     retraining a model as it was replaces it; one trained otherwise needs a name of its own."""
     if not dest.exists():
         return
-    held = plain(read(dest, module.kind).get("hyper_parameters") or {})
-    new = plain(dict(module.hparams))
+    # a setting added since that model was trained held its default there
+    effective = getattr(module, "effective", lambda hparams: hparams)
+    held = plain(effective(defaults(type(module)) | (read(dest, module.kind).get("hyper_parameters") or {})))
+    new = plain(effective(dict(module.hparams)))
     changed = sorted(k for k in set(held) | set(new) if held.get(k) != new.get(k))
     if changed:
-        what = "; ".join(f"{k}: {held.get(k)} -> {new.get(k)}" for k in changed[:3])
+        both = [k for k in changed if k in held and k in new]
+        what = "; ".join([f"{k}: {str(held[k])[:60]} -> {str(new[k])[:60]}" for k in both[:3]])
+        what += (
+            "; only one has " + ", ".join(k for k in changed if k not in both)
+            if len(both) < len(changed)
+            else ""
+        )
         raise AdvPurifyError(
             f"{dest} holds a {module.hparams.name} trained with other settings ({what}): give this one "
             f"a name of its own ({module.kind}.name=<name>) to keep both, or move that file away"

@@ -64,6 +64,11 @@ def test_art_classifier_refuses_a_random_purifier_and_its_fix_works():
     assert grad.shape == (4, 1, 4, 4) and np.abs(grad).sum() > 0
 
 
+def test_attackable_needs_a_draw():
+    with pytest.raises(AdvPurifyError, match=r"eot_samples=0 .*need at least 1 draw"):
+        attackable(CLASSIFIER, QUANTIZE, eot_samples=0)
+
+
 def test_art_classifier_needs_a_shape_for_models_that_do_not_record_one():
     with pytest.raises(AdvPurifyError, match=r"pass input_shape=\(C, H, W\)"):
         art_classifier(CLASSIFIER, QUANTIZE)

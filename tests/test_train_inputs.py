@@ -131,6 +131,16 @@ def test_a_model_trained_otherwise_never_replaces_the_published_one(target, tmp_
     with pytest.raises(AdvPurifyError, match=r"trained with other settings \(.*train_inputs: clean -> mixed"):
         train(compose_cfg("train", [*mixed, f"paths.output_dir={tmp_path}/b"], tmp_path))
     assert first.read_bytes() == held
+    older = torch.load(first, weights_only=True)  # as saved before train_inputs existed
+    for key in ("train_inputs", "attacker", "attacks", "eps", "rec_weight", "decoder_width"):
+        del older["hyper_parameters"][key]
+    torch.save(older, first)
+    held = first.read_bytes()
+    with pytest.raises(AdvPurifyError, match=r"train_inputs: clean -> mixed"):  # its default counts
+        train(compose_cfg("train", [*mixed, f"paths.output_dir={tmp_path}/d"], tmp_path))
+    again = train(compose_cfg("train", [*common, f"paths.output_dir={tmp_path}/e"], tmp_path))
+    assert Path(again["checkpoint"]) == first  # retrained as it was: replaced in place
+    held = first.read_bytes()
     renamed = [*mixed, "defense.name=sfl_vae_mixed", f"paths.output_dir={tmp_path}/c"]
     second = train(compose_cfg("train", renamed, tmp_path))  # the fix the message names
     assert Path(second["checkpoint"]).name == "sfl_vae_mixed.ckpt" and first.read_bytes() == held

@@ -125,6 +125,13 @@ class TrainedPurifier(SelfDescribing, Defense, pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.purify(x)
 
+    @staticmethod
+    def effective(hparams: dict[str, Any]) -> dict[str, Any]:
+        """The settings that shape what it learns: the crafting ones only when inputs are attacked."""
+        if hparams.get("train_inputs") == "clean":
+            return {k: v for k, v in hparams.items() if k not in ("attacker", "attacks", "eps")}
+        return hparams
+
     def on_fit_start(self) -> None:
         self.inputs.start(self.hparams.data, self.hparams.input_shape, self.device)
 
