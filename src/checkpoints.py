@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -64,12 +63,23 @@ def train_hint(data: str, input_shape: Sequence[int] | None, kind: str, name: st
     return f"train it with `python -m src.train data={data}{size} {what}`"
 
 
-def publish(best: str | Path, dest: Path) -> None:
-    """Copy the best checkpoint to its stable place atomically (a reader never sees half a file)."""
+def publish(best: str | Path, dest: Path, training: str) -> None:
+    """Write the best checkpoint to its stable place atomically (a reader never sees half a
+    file), stamped with the fingerprint of how it was trained (`src.train.training_fingerprint`),
+    by which a rerun of the same training knows it is done. `best` may be `dest` itself."""
+    ckpt = read(Path(best), "model")
+    ckpt["advpurify"]["training"] = training
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
-    shutil.copyfile(best, tmp)
+    torch.save(ckpt, tmp)
     os.replace(tmp, dest)
+
+
+def training_stamp(path: Path) -> str | None:
+    """The training fingerprint `publish` stamped on a checkpoint (None: none, or no file)."""
+    if not path.exists():
+        return None
+    return read(path, "model")["advpurify"].get("training")
 
 
 def save(

@@ -376,6 +376,16 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     return rows
 
 
+def grid_state(cfg: DictConfig) -> tuple[str, list[Path], list[float]]:
+    """The run's fingerprint, the checkpoints it reads and its eps grid: what decides whether
+    its cells are in the results table already."""
+    datamodule = build(cfg.data.module)
+    name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
+    data, shape = datamodule.name, datamodule.input_shape
+    stamp, _ = run_fingerprint(cfg, data, name, shape)
+    return stamp, run_files(cfg, data, name, shape), validate_eps(cfg.eval.eps, parse_norm(cfg.attack.norm))
+
+
 def compute(
     cfg: DictConfig,
     datamodule: ImageDataModule,
@@ -473,6 +483,12 @@ def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[in
     }
     settings |= {"data": OmegaConf.to_container(cfg.data, resolve=True), "n": cfg.eval.n, "seed": cfg.seed}
     settings |= {"analyses": sorted(cfg.eval.analyses)}  # their rows come with the cell
+    files = run_files(cfg, data, classifier, shape)
+    return fingerprint(settings, files), fingerprint({}, files)
+
+
+def run_files(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> list[Path]:
+    """Every checkpoint a run's numbers depend on: the target, the defense's, the crafting's."""
     ckpt_dir = cfg.paths.checkpoint_dir
     target, *others = crafting_files(cfg, data, classifier, shape)
     files = [target]
@@ -480,9 +496,8 @@ def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[in
     if issubclass(cls, CompositeDefense):
         files += cls.part_paths(cfg.defense, data, ckpt_dir, shape, classifier)
     elif issubclass(cls, TrainedPurifier):
-        files.append(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape))
-    files += others
-    return fingerprint(settings, files), fingerprint({}, files)
+        files.append(Path(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape)))
+    return files + others
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:

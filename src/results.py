@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, ListConfig
+
 from src.errors import AdvPurifyError
 
 KEY = ("data", "defense", "classifier", "attack", "threat", "eps")
@@ -134,13 +136,45 @@ def content_digest(path: str | Path) -> str:
     return _DIGESTS[key]
 
 
+# settings that say where or how fast a run goes, not what it computes: a grid started on one
+# machine (its data copied elsewhere, a GPU, more workers) is finished on another without redoing it
+MACHINE_KEYS = frozenset(
+    {
+        "source_dir",
+        "cache_dir",
+        "num_workers",
+        "eval_batch_size",
+        "resident",
+        "accelerator",
+        "devices",
+        "precision",
+        "default_root_dir",
+        "enable_progress_bar",
+        "enable_model_summary",
+        "log_every_n_steps",
+    }
+)
+
+
+def portable(settings: Any) -> Any:
+    """`settings` (plain data or a config node) without the keys that only say where a run went
+    (MACHINE_KEYS), at any depth, as plain data. A config's machine keys are dropped before they
+    are resolved, so one pointing at Hydra's run folder needs no Hydra run."""
+    if isinstance(settings, (dict, DictConfig)):  # a config's values resolve only as they are read
+        return {k: portable(settings[k]) for k in settings if k not in MACHINE_KEYS}
+    if isinstance(settings, (list, ListConfig)):
+        return [portable(v) for v in settings]
+    return settings
+
+
 def fingerprint(settings: dict[str, Any], files: Iterable[str | Path]) -> str:
     """A short hash of everything that decides a row's numbers but is not in KEY: the
     settings (attack, defense, threat, n, seed, ...) and the content of every checkpoint the
     row uses (a missing one counts too), so a retrained model or a changed attack is
-    recomputed, not reused, and a copied or touched file is not."""
+    recomputed, not reused, and a copied or touched file is not. Where the run went (the
+    machine, its data folder, its device) is left out (`portable`)."""
     stamps = sorted((Path(f).name, content_digest(f)) for f in files)
-    blob = json.dumps({"settings": settings, "files": stamps}, sort_keys=True, default=str)
+    blob = json.dumps({"settings": portable(settings), "files": stamps}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

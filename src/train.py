@@ -22,16 +22,18 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.api import CONF_DIR, build_defense
-from src.checkpoints import publish, read, retrained_name, stable_path
+from src.api import CONF_DIR, build_defense, target_name
+from src.checkpoints import publish, read, retrained_name, stable_path, training_stamp
 from src.classifiers.module import ClassifierModule
 from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
 from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class
+from src.defenses.vote import tables_path
 from src.device import resolve_device, trainer_devices
 from src.errors import AdvPurifyError, build
 from src.guards import StopOnNonFinite
 from src.loggers import build_loggers, close_loggers
+from src.results import fingerprint, portable
 from src.validate import validate
 
 TASKS = ("fit", "retrain", "tables")
@@ -67,15 +69,19 @@ def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> pl.LightningMo
                 "task=retrain trains on a trained purifier's outputs: choose one with defense= "
                 f"(e.g. defense=vqunet), not defense={cfg.defense.name}"
             )
-        ckpt_dir, size = cfg.paths.checkpoint_dir, datamodule.input_shape
-        defense = build_defense(cfg.defense, datamodule.name, cfg.defense_ckpt, ckpt_dir, size)
-        device = resolve_device(cfg.device)
-        defense.to(device)
-        datamodule.map_images(lambda x: defense.purify(x.to(device)).cpu(), cfg.eval.batch_size)
         name = retrained_name(name, cfg.defense.name)
     spec = OmegaConf.to_container(cfg.classifier, resolve=True)
     nets = {"net": spec["net"], "optimizer": spec["optimizer"], "scheduler": spec["scheduler"]}
     return ClassifierModule(name, **shape, **nets)
+
+
+def purify_training_data(cfg: DictConfig, datamodule: ImageDataModule) -> None:
+    """task=retrain: the classifier learns from the purifier's outputs (SPEC 3.3 protocol)."""
+    ckpt_dir, size = cfg.paths.checkpoint_dir, datamodule.input_shape
+    defense = build_defense(cfg.defense, datamodule.name, cfg.defense_ckpt, ckpt_dir, size)
+    device = resolve_device(cfg.device)
+    defense.to(device)
+    datamodule.map_images(lambda x: defense.purify(x.to(device)).cpu(), cfg.eval.batch_size)
 
 
 def prepare(cfg: DictConfig) -> dict[str, float | str]:
@@ -86,7 +92,83 @@ def prepare(cfg: DictConfig) -> dict[str, float | str]:
             "task=tables counts a voting defense's tables (e.g. defense=sfl_vae_vote), "
             f"not defense={cfg.defense.name}"
         )
-    return cls.prepare(cfg)
+    datamodule = build(cfg.data.module)
+    stamp = training_fingerprint(cfg, datamodule.name, datamodule.input_shape)
+    made = cls.prepare(cfg)
+    publish(made["checkpoint"], Path(made["checkpoint"]), stamp)
+    return made
+
+
+def upstream(cfg: DictConfig, data: str, shape: tuple[int, ...]) -> list[Path]:
+    """The checkpoints a training run learns from besides the data: the purifier a retrained
+    classifier learns its outputs of, the target a purifier's attacked inputs are crafted on,
+    and the parts and target a composite's tables are counted with."""
+    ckpt_dir = cfg.paths.checkpoint_dir
+    cls = defense_class(cfg.defense._target_)
+    if cfg.task == "retrain":
+        return [Path(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape))]
+    if cfg.task == "tables":
+        target = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
+        own = Path(cfg.ckpt or stable_path(ckpt_dir, data, target, shape))
+        return [*cls.part_paths(cfg.defense, data, ckpt_dir, shape, None), own]
+    if issubclass(cls, TrainedPurifier) and cfg.defense.get("train_inputs", "clean") != "clean":
+        return [Path(cfg.defense.attacker)]
+    return []
+
+
+def training_fingerprint(cfg: DictConfig, data: str, shape: tuple[int, ...]) -> str:
+    """What decides a trained model, by eval's `fingerprint`: the settings of what is trained
+    and how (not where: see `results.portable`) and the content of every upstream checkpoint.
+    `publish` stamps it on the checkpoint; an equal stamp means this training is done."""
+    purifier = issubclass(defense_class(cfg.defense._target_), TrainedPurifier)
+    keys = {
+        "fit": ("defense",) if purifier else ("classifier",),
+        "retrain": ("classifier", "defense"),
+        "tables": ("classifier", "defense", "retrained"),
+    }[cfg.task]
+    settings = {key: portable(cfg[key]) for key in ("data", "task", "seed", "trainer", *keys)}
+    return fingerprint(settings, upstream(cfg, data, shape))
+
+
+def trained_name(cfg: DictConfig) -> str:
+    """The name of the model the run cfg describes trains (fit, retrain)."""
+    if cfg.task == "retrain":
+        return retrained_name(cfg.classifier.name, cfg.defense.name)
+    if issubclass(defense_class(cfg.defense._target_), TrainedPurifier):
+        return cfg.defense.name
+    return cfg.classifier.name
+
+
+def published_path(cfg: DictConfig, data: str, shape: tuple[int, ...]) -> Path:
+    """Where the run cfg describes publishes what it trains or counts."""
+    ckpt_dir = cfg.paths.checkpoint_dir
+    if cfg.task == "tables":
+        target = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
+        return tables_path(ckpt_dir, data, cfg.defense.name, target, shape)
+    return stable_path(ckpt_dir, data, trained_name(cfg), shape, cfg.seed)
+
+
+def interrupted(cfg: DictConfig) -> bool:
+    """Whether the training cfg describes was stopped mid-way (resume=true continues it)."""
+    if cfg.task == "tables":
+        return False
+    datamodule = build(cfg.data.module)
+    return (run_dir(cfg, datamodule.name, trained_name(cfg)) / "last.ckpt").exists()
+
+
+def training_state(cfg: DictConfig) -> tuple[bool, list[Path]]:
+    """Whether the model cfg trains is published from this very training (its stamp matches),
+    and the checkpoints that decide it: the upstream ones and the published one."""
+    if cfg.task not in TASKS:
+        raise AdvPurifyError(f"task={cfg.task} is unknown: choose one of {list(TASKS)}")
+    datamodule = build(cfg.data.module)
+    data, shape = datamodule.name, datamodule.input_shape
+    dest = published_path(cfg, data, shape)
+    stamp = training_stamp(dest)
+    return stamp is not None and stamp == training_fingerprint(cfg, data, shape), [
+        *upstream(cfg, data, shape),
+        dest,
+    ]
 
 
 def run_dir(cfg: DictConfig, data: str, name: str) -> Path:
@@ -95,10 +177,7 @@ def run_dir(cfg: DictConfig, data: str, name: str) -> Path:
     trainer), so the same command finds it again under resume=true, and runs that differ,
     such as a sweep's jobs, never share one."""
     keys = ("data", "classifier", "defense", "task", "seed", "trainer")
-    settings = {
-        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-        for key in keys
-    }
+    settings = {key: portable(cfg[key]) for key in keys}  # the same folder on another machine
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
     return Path(cfg.paths.checkpoint_dir) / "runs" / data / f"{name}-{digest[:10]}"
 
@@ -176,6 +255,9 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         cfg.paths.checkpoint_dir, datamodule.name, module.hparams.name, datamodule.input_shape, cfg.seed
     )
     require_same_settings(dest, module)
+    stamp = training_fingerprint(cfg, datamodule.name, datamodule.input_shape)
+    if cfg.task == "retrain":
+        purify_training_data(cfg, datamodule)
     folder = run_dir(cfg, datamodule.name, module.hparams.name)
     ckpt_path = resume_from(cfg, folder)
     callbacks = [
@@ -194,7 +276,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         raise AdvPurifyError(f"training kept no checkpoint (no {monitor} was logged): nothing was published")
     (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     StopOnNonFinite.check(trainer, test)
-    publish(best, dest)
+    publish(best, dest, stamp)
     shutil.rmtree(folder)
     close_loggers(loggers)
     metrics = {

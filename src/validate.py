@@ -70,7 +70,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         ),
         COUNT,
     ),
-    **dict.fromkeys(("lr", "search_lr", "learning_rate", "rel_step", "step", "prior_std", "atol"), POSITIVE),
+    **dict.fromkeys(
+        ("lr", "search_lr", "learning_rate", "rel_step", "step", "prior_std", "atol", "budget_minutes"),
+        POSITIVE,
+    ),
     **dict.fromkeys(
         (
             "rec_weight",
@@ -88,10 +91,18 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     **dict.fromkeys(("mix", "dropout", "ema_omega", "decay_from"), FRACTION),
 }
 BOOLEAN = (lambda v: isinstance(v, bool), "true or false")
-RULES |= dict.fromkeys(("resume", "recompute", "retrained", "defended"), BOOLEAN)
+RULES |= dict.fromkeys(("resume", "recompute", "retrained", "defended", "dry_run"), BOOLEAN)
 RULES["white_box"] = (lambda v: v in WHITE_BOX, f"one of {list(WHITE_BOX)}")
 RULES["train_inputs"] = (lambda v: v in TRAIN_INPUTS, f"one of {list(TRAIN_INPUTS)}")
-SKIP = ("hydra", "paths", "published", "logger", "callbacks", "launcher")  # not the run's numbers
+SKIP = (
+    "hydra",
+    "paths",
+    "published",
+    "logger",
+    "callbacks",
+    "launcher",
+    "reproduce",
+)  # not the run's numbers
 
 
 def validate(cfg: DictConfig) -> None:

@@ -97,3 +97,28 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
 def test_bad_image_size_is_a_clear_error():
     with pytest.raises(AdvPurifyError, match=r"data.image_size=30.*\[28, 32\]"):
         fmnist(image_size=30)
+
+
+class OnDevice:
+    """What a data module sees of a Trainer: the device it trains on."""
+
+    class strategy:
+        root_device = torch.device("meta")
+
+
+def test_resident_splits_move_once_to_the_training_device_and_batches_are_cut_there():
+    dm = fmnist(train_limit=256, val_limit=64, resident=True)
+    dm.setup("fit")
+    dm.trainer = OnDevice()
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.device.type == "meta" and y.device.type == "meta" and x.shape == (128, 1, 28, 28)
+    assert dm.splits["train"].images.device.type == "meta"
+    plain = fmnist(train_limit=256, val_limit=64)
+    plain.setup("fit")
+    plain.trainer = OnDevice()
+    assert next(iter(plain.train_dataloader()))[0].device.type == "cpu"  # Lightning copies per batch
+
+
+def test_resident_data_with_worker_processes_is_refused():
+    with pytest.raises(AdvPurifyError, match="num_workers=0"):
+        fmnist(resident=True, num_workers=2)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from src.defenses.components.voting import BayesianVote, Voting
+from src.errors import AdvPurifyError
 
 
 class Constant(nn.Module):
@@ -48,7 +49,7 @@ def test_draws_are_reproducible_under_a_seed_and_vary_across_seeds():
 
 
 def test_bad_draw_count_is_a_clear_error():
-    with pytest.raises(ValueError, match="1 <= R <= M"):
+    with pytest.raises(AdvPurifyError, match=r"defense.draws=4 must lie between 1 and the 3 voters.*draws=3"):
         Voting([Constant(0)] * 3, draws=4, num_classes=10)
 
 

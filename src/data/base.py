@@ -68,8 +68,13 @@ class ImageDataModule(pl.LightningDataModule):
         test_limit: int | None = None,
         num_workers: int = 0,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        resident: bool = False,
     ) -> None:
         super().__init__()
+        if resident and num_workers:
+            raise AdvPurifyError(
+                "data.module.resident=true cuts batches on the device itself: set data.module.num_workers=0"
+            )
         if image_size not in self.allowed_sizes:
             raise AdvPurifyError(
                 f"data.image_size={image_size} is not available for {self.name}: "
@@ -90,6 +95,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.limits = {"train": train_limit, "val": val_limit, "test": test_limit}
         self.num_workers = num_workers
         self.augment = augment
+        self.resident = resident
         self.splits: dict[str, ScaledImages] = {}
 
     @abstractmethod
@@ -124,6 +130,10 @@ class ImageDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.splits[split]
+        if self.resident and self.trainer is not None:
+            # these datasets fit on any GPU: moved once, batches are cut there, no copy per step
+            device = self.trainer.strategy.root_device
+            dataset.images, dataset.labels = dataset.images.to(device), dataset.labels.to(device)
         order = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
         size = self.batch_size if shuffle else self.eval_batch_size
         sampler = BatchSampler(order, batch_size=size, drop_last=False)

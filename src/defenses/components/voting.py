@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.errors import AdvPurifyError
+
 Prior = Literal["uniform", "target_softmax", "class_frequency"]
 PRIORS = ("uniform", "target_softmax", "class_frequency")
 
@@ -31,7 +33,10 @@ class Voting(nn.Module):
     def __init__(self, voters: Sequence[nn.Module], draws: int, num_classes: int, seed: int = 0) -> None:
         super().__init__()
         if not 1 <= draws <= len(voters):
-            raise ValueError(f"voting draws R={draws} of M={len(voters)} voters: need 1 <= R <= M")
+            raise AdvPurifyError(
+                f"defense.draws={draws} must lie between 1 and the {len(voters)} voters of defense.voters: "
+                f"set defense.draws={min(max(draws, 1), len(voters))} or list more voters"
+            )
         self.voters = nn.ModuleList(voters)
         self.draws, self.num_classes = draws, num_classes
         self.generator = torch.Generator()

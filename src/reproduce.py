@@ -1,0 +1,336 @@
+"""`python -m src.reproduce experiment=<data>_<size>` (scripts/reproduce.sh <data> <size>): one
+dataset's whole reproduction, stage by stage, as far as the time allows, resumable anywhere.
+
+The plan is the experiment's `reproduce` node: which models (conf/reproduce/<data>.yaml) at
+which size (conf/reproduce/size/<size>.yaml). Each step is one `src.train` or `src.eval` run,
+composed exactly as its command line would be (the experiment, this command's own overrides,
+then the step's), and it is skipped when done by the fingerprints those runs keep themselves:
+a model whose checkpoint carries this very training's stamp (`src.train.training_fingerprint`:
+its settings and the checkpoints it learned from), a grid whose cells are all in the results
+table under this run's fingerprint (`src.eval.run_fingerprint`), a report made from these
+results. So a rerun after an interruption does only what is left, a second full run does
+nothing, and a model retrained upstream redoes exactly what depends on it. A training stopped
+mid-way continues from its last epoch (resume=true).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from rich.table import Table
+
+from src.api import CONF_DIR, composed
+from src.console import console, user_errors
+from src.errors import AdvPurifyError
+from src.eval import evaluate, grid_state
+from src.provenance import git_commit
+from src.report import report
+from src.results import append_rows, content_digest, fingerprint, read_rows
+from src.train import interrupted, train, training_state
+from src.validate import validate
+
+STAGES = ("targets", "surrogates", "purifiers", "retrained", "voters", "attacks", "report")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One run of the plan: `entry` (train | eval | report) with its overrides."""
+
+    stage: str
+    entry: str
+    overrides: tuple[str, ...] = ()
+    label: str = ""  # what the run is, without its sizes
+
+
+def merged(*groups: Iterable[str]) -> tuple[str, ...]:
+    """Overrides in order, a key given again replacing its earlier value in place (Hydra refuses
+    a key twice; the plan's layers each may set one)."""
+    found: dict[str, str] = {}
+    for group in groups:
+        for override in group:
+            found[override.partition("=")[0].lstrip("+~")] = override
+    return tuple(found.values())
+
+
+def listed(values: Iterable[object]) -> str:
+    return "[" + ",".join(str(v) for v in values) + "]"
+
+
+def plan(spec: DictConfig, voting: DictConfig | None, surrogates: list[str]) -> list[Step]:
+    """Every run of the reproduction in stage order; `voting` is the voting defense's config,
+    `surrogates` the classifiers its threats craft on (their own `threat.surrogates`)."""
+    size = spec.size
+    models = size.models or {}
+
+    def trained(stage: str, model: str, own: list[str], *more: Iterable[str]) -> Step:
+        layers = (own, size.train, (size.stages or {}).get(stage, []), *more, models.get(model, []))
+        return Step(stage, "train", merged(*layers), " ".join(own))
+
+    steps = [trained("targets", t, [f"classifier={t}"]) for t in spec.targets]
+    steps += [trained("surrogates", s, [f"classifier={s}"]) for s in surrogates]
+    steps += [trained("purifiers", p, [f"defense={p}"]) for p in spec.purifiers]
+    steps += [trained("retrained", p, ["task=retrain", f"defense={p}"]) for p in spec.retrain_on]
+    defenses = ["none", *spec.purifiers]
+    own = {d: list(models.get(d, [])) for d in defenses}
+    if voting is not None:
+        if size.voters is not None and not (isinstance(size.voters, int) and size.voters >= 1):
+            raise AdvPurifyError(
+                f"reproduce.size.voters={size.voters!r}: it must be a whole number >= 1, or null for all"
+            )
+        voters = list(voting.voters)[: size.voters] if size.voters else list(voting.voters)
+        purifier = ["task=retrain", f"defense={voting.purifier}"]
+        steps += [
+            trained("voters", v, [*purifier, f"classifier={v}"], models.get(voting.purifier, []))
+            for v in voters
+        ]
+        own[voting.name] = [
+            f"defense.voters={listed(voters)}",
+            f"defense.draws={min(voting.draws, len(voters))}",
+        ]
+        tables = ["task=tables", f"defense={voting.name}"]
+        steps.append(Step("voters", "train", merged(tables, size.train, own[voting.name]), " ".join(tables)))
+        defenses.append(voting.name)
+
+    def evaluated(defense: str, what: list[str]) -> Step:
+        runs = [f"defense={defense}", *what]
+        return Step("attacks", "eval", merged(runs, own[defense]), " ".join(runs))
+
+    eps = f"eval.eps={listed(spec.eps)}"
+    # the clean row (Table 5.1: with the target retrained on the purifier's outputs where it is)
+    steps += [evaluated(d, ["attack=fgsm", "eval.eps=[0]", f"eval.n={size.n_clean}"]) for d in defenses]
+    steps += [
+        evaluated(d, ["attack=fgsm", "eval.eps=[0]", f"eval.n={size.n_clean}", "retrained=true"])
+        for d in spec.retrain_on
+    ]
+    for threat in spec.threats:
+        n = size.n_pipeline if threat == "pipeline" else size.n
+        for attack in spec.attacks:  # defenses innermost: oblivious threats share the crafted images
+            for d in defenses:
+                if threat == "pipeline" and d == "none":
+                    continue  # the pipeline of no defense is the classifier threat
+                paper = (
+                    ["threat.white_box=original"] if threat == "paper" and d not in spec.retrain_on else []
+                )
+                steps.append(
+                    evaluated(d, [f"threat={threat}", f"attack={attack}", f"eval.n={n}", eps, *paper])
+                )
+    for d in defenses:  # AutoAttack beside every headline number, through the purifier
+        threat = "classifier" if d == "none" else "pipeline"
+        aa = [f"threat={threat}", "attack=autoattack", f"eval.n={size.n_autoattack}"]
+        aa += [f"eval.eps={listed(spec.autoattack_eps)}", *size.autoattack]
+        steps.append(evaluated(d, aa))
+    steps.append(Step("report", "report", label="src.report"))
+    return steps
+
+
+@dataclass
+class Tally:
+    """What one stage did: steps skipped as done, steps run, and their seconds."""
+
+    done: int = 0
+    ran: int = 0
+    seconds: float = 0.0
+    left: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def conf_digest() -> str:
+    """The content of conf/: with the overrides, all a run's composed config depends on."""
+    digest = hashlib.sha256()
+    for path in sorted(CONF_DIR.rglob("*.yaml")):
+        digest.update(str(path.relative_to(CONF_DIR)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+class Reproduction:
+    """The plan of one experiment, with what is done, and the runs that do the rest.
+
+    Composing a run's config takes Hydra a quarter of a second, too long to ask of every one of
+    hundreds of runs on each start. So a run found done is remembered (`.reproduce-memo.json`
+    in the results folder) by its overrides and conf/'s content, with the checkpoints and
+    results rows that made it done; while those are unchanged it is done without composing."""
+
+    def __init__(self, base: list[str]) -> None:
+        self.base = base
+        self.cfg = composed("train", base)
+        if "reproduce" not in self.cfg:
+            experiments = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*_*.yaml"))
+            raise AdvPurifyError(
+                f"this experiment has no reproduction plan: choose experiment= one of {experiments}"
+            )
+        spec = self.cfg.reproduce
+        voting = composed("train", [*base, f"defense={spec.voting}"]).defense if spec.voting else None
+        threats = [composed("train", [*base, f"threat={t}"]).threat for t in spec.threats]
+        surrogates = list(dict.fromkeys(s for t in threats for s in t.get("surrogates", [])))
+        self.steps = plan(spec, voting, surrogates)
+        results = Path(self.cfg.paths.results_dir)
+        self.report_stamp = Path(self.cfg.paths.report_dir) / ".reproduce-report"
+        self.memo_path = results / ".reproduce-memo.json"
+        self.memo = json.loads(self.memo_path.read_text()) if self.memo_path.exists() else {}
+        self.conf = conf_digest()
+        self.rows: tuple[tuple[int, int], dict[str, set[float]]] | None = None
+
+    def composed(self, step: Step) -> DictConfig:
+        return composed(step.entry, [*self.base, *step.overrides])
+
+    def results_digest(self) -> str:
+        """The content of what the report reads: the results table and the analyses' tables."""
+        tables = [
+            p
+            for p in Path(self.cfg.paths.results_dir).glob("*.csv")
+            if p.with_suffix(".layout.json").exists()
+        ]
+        return fingerprint({}, [self.cfg.paths.results_file, *sorted(tables)])
+
+    def log(self, step: Step, seconds: float, outcome: str) -> None:
+        """One row per run in the results folder's reproduce_log.csv: what ran, how long, how it ended."""
+        row = {"stage": step.stage, "entry": step.entry, "run": step.label, "seconds": round(seconds, 1)}
+        row |= {"outcome": outcome, "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": git_commit()}
+        append_rows(Path(self.cfg.paths.results_dir) / "reproduce_log.csv", [row], tuple(row))
+
+    def finished(self, stamp: str) -> set[float]:
+        """The eps of the results rows written under a run fingerprint (the table read once
+        per change)."""
+        path = Path(self.cfg.paths.results_file)
+        version = (path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else (0, 0)
+        if self.rows is None or self.rows[0] != version:
+            found: dict[str, set[float]] = {}
+            for row in read_rows(path):
+                found.setdefault(row.get("fingerprint", ""), set()).add(float(row["eps"]))
+            self.rows = (version, found)
+        return self.rows[1].get(stamp, set())
+
+    def key(self, step: Step) -> str:
+        blob = json.dumps([self.conf, self.base, step.entry, step.overrides])
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def remembered(self, step: Step) -> bool:
+        entry = self.memo.get(self.key(step))
+        if entry is None or any(content_digest(f) != d for f, d in entry["files"].items()):
+            return False
+        return "stamp" not in entry or set(entry["eps"]) <= self.finished(entry["stamp"])
+
+    def remember(self, step: Step, files: list[Path], **rows: object) -> None:
+        self.memo[self.key(step)] = {"files": {str(f): content_digest(f) for f in files}, **rows}
+        self.memo_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.memo_path.with_name(self.memo_path.name + ".tmp")
+        tmp.write_text(json.dumps(self.memo, indent=0))
+        os.replace(tmp, self.memo_path)
+
+    def is_done(self, step: Step) -> bool:
+        if step.entry == "report":
+            return self.report_stamp.exists() and self.report_stamp.read_text() == self.results_digest()
+        return self.remembered(step) or self.check(step, self.composed(step))
+
+    def check(self, step: Step, cfg: DictConfig) -> bool:
+        """Whether the run of cfg is done, by its own fingerprints; remembered if so."""
+        if step.entry == "train":
+            done, files = training_state(cfg)
+            if done:
+                self.remember(step, files)
+            return done
+        stamp, files, eps_grid = grid_state(cfg)
+        done = not cfg.eval.recompute and set(eps_grid) <= self.finished(stamp)
+        if done:
+            self.remember(step, files, stamp=stamp, eps=eps_grid)
+        return done
+
+    def run(self, step: Step) -> None:
+        if step.entry == "report":
+            published = OmegaConf.to_container(composed("report", []).published, resolve=True)
+            report(self.cfg.paths.results_file, self.cfg.paths.report_dir, published)
+            self.report_stamp.write_text(self.results_digest())
+            return
+        cfg = self.composed(step)
+        if step.entry == "eval":
+            evaluate(cfg)
+        elif interrupted(cfg):
+            console.print(f"[yellow]continuing an interrupted training[/] {step.label}")
+            train(self.composed(Step(step.stage, "train", (*step.overrides, "resume=true"), step.label)))
+        else:
+            train(cfg)
+        self.check(step, cfg)  # remembered for the next start
+
+
+def show_plan(steps: list[Step], done: list[bool], name: str) -> None:
+    table = Table("stage", "runs", "done", "to do", "first to do", title=f"reproduction {name}")
+    for stage in STAGES:
+        mine = [(s, d) for s, d in zip(steps, done, strict=True) if s.stage == stage]
+        todo = [s for s, d in mine if not d]
+        table.add_row(
+            stage, str(len(mine)), str(len(mine) - len(todo)), str(len(todo)), todo[0].label if todo else ""
+        )
+    console.print(table)
+
+
+def show_summary(tallies: dict[str, Tally], stopped: str) -> None:
+    table = Table("stage", "skipped (done)", "ran", "seconds", "left", title=f"reproduction: {stopped}")
+    for stage in STAGES:
+        t = tallies[stage]
+        table.add_row(stage, str(t.done), str(t.ran), f"{t.seconds:.0f}", str(t.left))
+    console.print(table)
+
+
+def reproduce(
+    base: list[str], budget_minutes: float | None, dry_run: bool, clock: Callable[[], float] = time.monotonic
+) -> dict[str, Tally]:
+    """Run what is left of the plan in order; stop before a run once `budget_minutes` are spent."""
+    start = clock()
+    work = Reproduction(base)
+    done = [work.is_done(step) for step in work.steps]
+    show_plan(work.steps, done, work.cfg.reproduce.name)
+    tallies = {stage: Tally() for stage in STAGES}
+    if dry_run:
+        for step, finished in zip(work.steps, done, strict=True):
+            tallies[step.stage].left += not finished
+        return tallies
+    stopped = "finished"
+    for step, was_done in zip(work.steps, done, strict=True):
+        tally = tallies[step.stage]
+        if stopped != "finished":
+            tally.left += 1
+        elif was_done and work.is_done(step):  # again: a run upstream may have undone it
+            tally.done += 1
+        elif budget_minutes is not None and clock() - start > 60 * budget_minutes:
+            stopped = f"stopped after {budget_minutes:g} minutes; run it again to go on"
+            tally.left += 1
+        else:
+            console.rule(f"[bold]{step.stage}[/]: {step.entry} {step.label}")
+            began = clock()
+            try:
+                work.run(step)
+            except BaseException as err:  # an error or Ctrl-C: say how far it got, then stop as they do
+                work.log(step, clock() - began, f"stopped: {type(err).__name__}")
+                tally.left += 1
+                show_summary(tallies, f"stopped in {step.entry} {step.label}")
+                raise
+            work.log(step, clock() - began, "done")
+            tally.ran += 1
+            tally.seconds += clock() - began
+    show_summary(tallies, stopped)
+    console.print(f"results, report and figures: {work.cfg.paths.results_dir}")
+    return tallies
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="reproduce")
+def main(cfg: DictConfig) -> None:
+    mine = ("budget_minutes", "dry_run")
+    base = [o for o in HydraConfig.get().overrides.task if o.partition("=")[0] not in mine]
+    with user_errors():
+        validate(cfg)
+        reproduce(base, cfg.budget_minutes, cfg.dry_run)
+
+
+if __name__ == "__main__":
+    from src.reproduce import main as importable_main
+
+    importable_main()

@@ -1,0 +1,145 @@
+"""The one reproduction command: its plan, a run of every stage on real data, a second run that
+does nothing, a change upstream that redoes exactly what depends on it, and a time budget."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.api import composed
+from src.eval import run_fingerprint
+from src.reproduce import STAGES, Reproduction, reproduce
+from src.train import training_state
+from tests.conftest import ROOT
+
+
+def paths(tmp: Path) -> list[str]:
+    return [f"paths.checkpoint_dir={tmp}/checkpoints", f"paths.results_dir={tmp}/results"]
+
+
+def steps_of(experiment: str):
+    work = Reproduction([f"experiment={experiment}"])
+    return work.cfg.reproduce, work.steps
+
+
+@pytest.mark.parametrize("experiment", ["fmnist_smoke", "cifar10_cpu", "fmnist_full", "cifar10_full"])
+def test_every_plan_composes_and_runs_its_stages_in_order(experiment):
+    _, steps = steps_of(experiment)
+    stages = [s.stage for s in steps]
+    assert stages == sorted(stages, key=STAGES.index) and set(stages) == set(STAGES)
+    evals = [s for s in steps if s.entry == "eval"]
+    assert not [s for s in evals if "threat=pipeline" in s.overrides and "defense=none" in s.overrides]
+    for step in steps[:-1]:  # each run composes as its command line would
+        keys = [o.partition("=")[0] for o in step.overrides]
+        assert len(keys) == len(set(keys)), step.overrides
+    assert len([s for s in steps if s.stage == "targets"]) == 3
+    assert any("attack=autoattack" in s.overrides for s in evals)
+
+
+def test_sizes_layer_with_the_last_one_winning():
+    spec, steps = steps_of("cifar10_cpu")
+    defense_vae = next(s for s in steps if s.stage == "purifiers" and s.label == "defense=defense_vae")
+    assert "data.module.train_limit=5000" in defense_vae.overrides  # the model's own over the stage's
+    assert "data.module.train_limit=30000" not in defense_vae.overrides
+    voters = [s for s in steps if s.stage == "voters" and "task=retrain" in s.overrides]
+    assert len(voters) == spec.size.voters  # the first k voters
+    vote_evals = [s for s in steps if s.entry == "eval" and "defense=sfl_vae_vote" in s.overrides]
+    kept = [s.overrides for s in vote_evals]
+    assert all("defense.voters=[resnet20,resnet32,resnet62]" in o and "defense.draws=3" in o for o in kept)
+    surrogates = [s.label for s in steps if s.stage == "surrogates"]
+    assert surrogates == [f"classifier={s}" for s in composed("train", ["threat=transfer"]).threat.surrogates]
+    paper = [s for s in steps if "threat=paper" in s.overrides]
+    assert all(
+        ("threat.white_box=original" in s.overrides) == (s.label.split()[0][8:] not in spec.retrain_on)
+        for s in paper
+    )
+
+
+def test_a_fingerprint_ignores_where_a_run_went(tmp_path):
+    """A grid started on a GPU machine (its data folder elsewhere, more workers) is finished on
+    another without recomputing, while a setting that changes the numbers still counts."""
+    base = ["experiment=fmnist_smoke", *paths(tmp_path)]
+    stamp = run_fingerprint(composed("eval", base), "fmnist", "fmnist_a", (1, 32, 32))
+    moved = composed("eval", [*base, "paths.data_dir=/elsewhere", "data.module.num_workers=4", "trainer=gpu"])
+    assert run_fingerprint(moved, "fmnist", "fmnist_a", (1, 32, 32)) == stamp
+    other = composed("eval", [*base, "eval.n=65"])
+    assert run_fingerprint(other, "fmnist", "fmnist_a", (1, 32, 32)) != stamp
+
+
+SMALL = [  # every stage, one model each, so CI can afford the real runs
+    "reproduce.targets=[fmnist_a]",
+    "reproduce.purifiers=[vqunet,sfl_vae]",
+    "reproduce.retrain_on=[vqunet]",
+    "reproduce.size.voters=1",
+    "reproduce.threats=[classifier,pipeline,transfer]",
+    "reproduce.attacks=[fgsm]",
+    "reproduce.eps=[0.1]",
+    "reproduce.size.n=32",
+    "reproduce.size.n_clean=64",
+    "reproduce.size.n_pipeline=8",
+    "reproduce.size.n_autoattack=8",
+]
+
+
+def test_one_command_runs_every_stage_then_finds_everything_done(tmp_path):
+    base = ["experiment=fmnist_smoke", *paths(tmp_path), "logger=none", *SMALL]
+    first = reproduce(base, budget_minutes=None, dry_run=False)
+    assert all(first[stage].ran > 0 and first[stage].left == 0 for stage in STAGES)
+    results = (tmp_path / "results" / "results.csv").read_text()
+    assert "vqunet" in results and "sfl_vae_vote" in results and "transfer" in results
+    assert (tmp_path / "results" / "REPORT.md").exists()
+
+    start = time.perf_counter()
+    second = reproduce(base, budget_minutes=None, dry_run=False)
+    assert all(t.ran == 0 and t.left == 0 and t.done > 0 for t in second.values())
+    assert time.perf_counter() - start < 30  # remembered, not recomposed
+    assert (tmp_path / "results" / "results.csv").read_text() == results
+
+    # the purifier retrained upstream: what learned from it or measured it is redone, nothing else
+    work = Reproduction(base)
+    vqunet = next(s for s in work.steps if s.label == "defense=vqunet")
+    _, files = training_state(work.composed(vqunet))
+    ckpt = torch.load(files[-1], weights_only=True)
+    ckpt["state_dict"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    ckpt["advpurify"]["training"] = "another training"
+    torch.save(ckpt, files[-1])
+    third = reproduce(base, budget_minutes=None, dry_run=False)
+    assert third["targets"].ran == 0 and third["surrogates"].ran == 0
+    assert third["purifiers"].ran == 1 and third["retrained"].ran == 1
+    assert third["voters"].ran == 0  # voting's purifier is sfl_vae
+    redone = third["attacks"].ran
+    assert 0 < redone < first["attacks"].ran
+
+
+def test_a_budget_stops_before_the_next_run_and_says_what_is_left(tmp_path):
+    base = ["experiment=fmnist_smoke", *paths(tmp_path), "logger=none", *SMALL]
+    ticks = iter(range(0, 10**6, 600))  # every look at the clock is ten minutes later
+    tallies = reproduce(base, budget_minutes=5, dry_run=False, clock=lambda: next(ticks))
+    assert sum(t.ran for t in tallies.values()) == 0
+    assert sum(t.left for t in tallies.values()) == len(Reproduction(base).steps)
+
+
+def test_the_script_refuses_a_dataset_or_size_it_does_not_have():
+    for args in (["mnist"], ["fmnist", "huge"], []):
+        run = subprocess.run(
+            ["bash", "scripts/reproduce.sh", *args], cwd=ROOT, capture_output=True, text=True
+        )
+        assert run.returncode == 2 and ("usage" in run.stderr or "size must be" in run.stderr)
+
+
+def test_an_experiment_without_a_plan_is_refused_with_the_ones_that_have_one():
+    from src.errors import AdvPurifyError
+
+    with pytest.raises(AdvPurifyError, match=r"choose experiment= one of \[.*fmnist_smoke"):
+        Reproduction(["experiment=demo"])
+
+
+def test_a_bad_voter_count_is_refused_in_one_line():
+    from src.errors import AdvPurifyError
+
+    with pytest.raises(AdvPurifyError, match=r"reproduce.size.voters=0: it must be a whole number >= 1"):
+        Reproduction(["experiment=fmnist_smoke", "reproduce.size.voters=0"])
