@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from train_throughput import bench_trainer  # benchmarks/, on the path when run as a script
 
 from src.train import build_module
 
@@ -48,19 +49,7 @@ class Clock(pl.Callback):
 def lightning_seconds(cfg, datamodule, warmup: int, batches: int) -> float:
     module = build_module(cfg, datamodule)
     clock = Clock(warmup)
-    trainer = pl.Trainer(
-        accelerator=cfg.trainer.accelerator,
-        devices=1,
-        max_epochs=1,
-        limit_train_batches=warmup + batches,
-        limit_val_batches=0,
-        callbacks=[clock],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, datamodule=datamodule)
+    bench_trainer(cfg.trainer.accelerator, warmup + batches, clock).fit(module, datamodule=datamodule)
     return clock.end - clock.start
 
 

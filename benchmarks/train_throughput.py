@@ -39,6 +39,23 @@ class BatchTimer(pl.Callback):
         self.sizes.append(len(batch[1]))
 
 
+def bench_trainer(accelerator: str, batches: int, callback: pl.Callback) -> pl.Trainer:
+    """One epoch of `batches` training batches and nothing else: no validation, checkpoints,
+    logger or progress output, so only training is timed."""
+    return pl.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        max_epochs=1,
+        limit_train_batches=batches,
+        limit_val_batches=0,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -53,19 +70,9 @@ def main() -> None:
     datamodule = instantiate(cfg.data.module)
     module = build_module(cfg, datamodule)
     timer = BatchTimer()
-    trainer = pl.Trainer(
-        accelerator=cfg.trainer.accelerator,
-        devices=1,
-        max_epochs=1,
-        limit_train_batches=args.warmup + args.batches,
-        limit_val_batches=0,
-        callbacks=[timer],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    bench_trainer(cfg.trainer.accelerator, args.warmup + args.batches, timer).fit(
+        module, datamodule=datamodule
     )
-    trainer.fit(module, datamodule=datamodule)
     seconds = statistics.median(timer.seconds[args.warmup :])
     batch = timer.sizes[args.warmup]
     params = sum(p.numel() for p in module.parameters())

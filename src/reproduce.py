@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -100,17 +100,16 @@ def plan(spec: DictConfig, voting: DictConfig | None, surrogates: list[str]) -> 
         steps.append(Step("voters", "train", merged(tables, size.train, own[voting.name]), " ".join(tables)))
         defenses.append(voting.name)
 
-    def evaluated(defense: str, what: list[str]) -> Step:
-        runs = [f"defense={defense}", *what]
-        return Step("attacks", "eval", merged(runs, own[defense]), " ".join(runs))
+    def evaluated(defense: str, attack: str, what: list[str]) -> Step:
+        runs = [f"defense={defense}", f"attack={attack}", *what]
+        sized = (size.attacks or {}).get(attack, [])
+        return Step("attacks", "eval", merged(runs, sized, own[defense]), " ".join(runs))
 
     eps = f"eval.eps={listed(spec.eps)}"
     # the clean row (Table 5.1: with the target retrained on the purifier's outputs where it is)
-    steps += [evaluated(d, ["attack=fgsm", "eval.eps=[0]", f"eval.n={size.n_clean}"]) for d in defenses]
-    steps += [
-        evaluated(d, ["attack=fgsm", "eval.eps=[0]", f"eval.n={size.n_clean}", "retrained=true"])
-        for d in spec.retrain_on
-    ]
+    clean = ["eval.eps=[0]", f"eval.n={size.n_clean}"]
+    steps += [evaluated(d, "fgsm", clean) for d in defenses]
+    steps += [evaluated(d, "fgsm", [*clean, "retrained=true"]) for d in spec.retrain_on]
     for threat in spec.threats:
         n = size.n_pipeline if threat == "pipeline" else size.n
         for attack in spec.attacks:  # defenses innermost: oblivious threats share the crafted images
@@ -120,14 +119,11 @@ def plan(spec: DictConfig, voting: DictConfig | None, surrogates: list[str]) -> 
                 paper = (
                     ["threat.white_box=original"] if threat == "paper" and d not in spec.retrain_on else []
                 )
-                steps.append(
-                    evaluated(d, [f"threat={threat}", f"attack={attack}", f"eval.n={n}", eps, *paper])
-                )
+                steps.append(evaluated(d, attack, [f"threat={threat}", f"eval.n={n}", eps, *paper]))
     for d in defenses:  # AutoAttack beside every headline number, through the purifier
         threat = "classifier" if d == "none" else "pipeline"
-        aa = [f"threat={threat}", "attack=autoattack", f"eval.n={size.n_autoattack}"]
-        aa += [f"eval.eps={listed(spec.autoattack_eps)}", *size.autoattack]
-        steps.append(evaluated(d, aa))
+        aa = [f"threat={threat}", f"eval.n={size.n_autoattack}", f"eval.eps={listed(spec.autoattack_eps)}"]
+        steps.append(evaluated(d, "autoattack", aa))
     steps.append(Step("report", "report", label="src.report"))
     return steps
 
@@ -140,7 +136,6 @@ class Tally:
     ran: int = 0
     seconds: float = 0.0
     left: int = 0
-    failed: list[str] = field(default_factory=list)
 
 
 def conf_digest() -> str:
@@ -221,6 +216,8 @@ class Reproduction:
 
     def remember(self, step: Step, files: list[Path], **rows: object) -> None:
         self.memo[self.key(step)] = {"files": {str(f): content_digest(f) for f in files}, **rows}
+
+    def save_memo(self) -> None:
         self.memo_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.memo_path.with_name(self.memo_path.name + ".tmp")
         tmp.write_text(json.dumps(self.memo, indent=0))
@@ -258,7 +255,8 @@ class Reproduction:
             train(self.composed(Step(step.stage, "train", (*step.overrides, "resume=true"), step.label)))
         else:
             train(cfg)
-        self.check(step, cfg)  # remembered for the next start
+        self.check(step, cfg)
+        self.save_memo()  # remembered for the next start
 
 
 def show_plan(steps: list[Step], done: list[bool], name: str) -> None:
@@ -287,6 +285,7 @@ def reproduce(
     start = clock()
     work = Reproduction(base)
     done = [work.is_done(step) for step in work.steps]
+    work.save_memo()
     show_plan(work.steps, done, work.cfg.reproduce.name)
     tallies = {stage: Tally() for stage in STAGES}
     if dry_run:
@@ -294,7 +293,7 @@ def reproduce(
             tallies[step.stage].left += not finished
         return tallies
     stopped = "finished"
-    for step, was_done in zip(work.steps, done, strict=True):
+    for index, (step, was_done) in enumerate(zip(work.steps, done, strict=True)):
         tally = tallies[step.stage]
         if stopped != "finished":
             tally.left += 1
@@ -310,7 +309,8 @@ def reproduce(
                 work.run(step)
             except BaseException as err:  # an error or Ctrl-C: say how far it got, then stop as they do
                 work.log(step, clock() - began, f"stopped: {type(err).__name__}")
-                tally.left += 1
+                for rest in work.steps[index:]:
+                    tallies[rest.stage].left += 1
                 show_summary(tallies, f"stopped in {step.entry} {step.label}")
                 raise
             work.log(step, clock() - began, "done")

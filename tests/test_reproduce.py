@@ -50,6 +50,9 @@ def test_sizes_layer_with_the_last_one_winning():
     vote_evals = [s for s in steps if s.entry == "eval" and "defense=sfl_vae_vote" in s.overrides]
     kept = [s.overrides for s in vote_evals]
     assert all("defense.voters=[resnet20,resnet32,resnet62]" in o and "defense.draws=3" in o for o in kept)
+    aa = [s for s in steps if "attack=autoattack" in s.overrides]
+    assert aa and all("attack.attacks=[apgd-ce,apgd-t]" in s.overrides for s in aa)  # the size's, per attack
+    assert all("eval.eps=[0.03]" in s.overrides for s in aa)  # at the headline budget
     surrogates = [s.label for s in steps if s.stage == "surrogates"]
     assert surrogates == [f"classifier={s}" for s in composed("train", ["threat=transfer"]).threat.surrogates]
     paper = [s for s in steps if "threat=paper" in s.overrides]
@@ -99,20 +102,19 @@ def test_one_command_runs_every_stage_then_finds_everything_done(tmp_path):
     assert time.perf_counter() - start < 30  # remembered, not recomposed
     assert (tmp_path / "results" / "results.csv").read_text() == results
 
-    # the purifier retrained upstream: what learned from it or measured it is redone, nothing else
+    # the purifier replaced upstream (as by a training elsewhere): exactly what learned from it or
+    # measured it is redone, nothing else
     work = Reproduction(base)
     vqunet = next(s for s in work.steps if s.label == "defense=vqunet")
     _, files = training_state(work.composed(vqunet))
     ckpt = torch.load(files[-1], weights_only=True)
     ckpt["state_dict"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    ckpt["advpurify"]["training"] = "another training"
     torch.save(ckpt, files[-1])
     third = reproduce(base, budget_minutes=None, dry_run=False)
-    assert third["targets"].ran == 0 and third["surrogates"].ran == 0
-    assert third["purifiers"].ran == 1 and third["retrained"].ran == 1
-    assert third["voters"].ran == 0  # voting's purifier is sfl_vae
-    redone = third["attacks"].ran
-    assert 0 < redone < first["attacks"].ran
+    assert third["targets"].ran == third["surrogates"].ran == third["purifiers"].ran == 0
+    assert third["retrained"].ran == 1 and third["voters"].ran == 0  # voting's purifier is sfl_vae
+    on_vqunet = [s for s in work.steps if s.entry == "eval" and "defense=vqunet" in s.overrides]
+    assert third["attacks"].ran == len(on_vqunet) and third["report"].ran == 1
 
 
 def test_a_budget_stops_before_the_next_run_and_says_what_is_left(tmp_path):
