@@ -65,9 +65,9 @@ def listed(values: Iterable[object]) -> str:
     return "[" + ",".join(str(v) for v in values) + "]"
 
 
-def plan(spec: DictConfig, voting: DictConfig | None, surrogates: list[str]) -> list[Step]:
-    """Every run of the reproduction in stage order; `voting` is the voting defense's config,
-    `surrogates` the classifiers its threats craft on (their own `threat.surrogates`)."""
+def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictConfig]) -> list[Step]:
+    """Every run of the reproduction in stage order, from the configs of its voting defense and
+    of its threats (the surrogates they craft on, whether they choose a white-box target)."""
     size = spec.size
     models = size.models or {}
 
@@ -76,6 +76,7 @@ def plan(spec: DictConfig, voting: DictConfig | None, surrogates: list[str]) -> 
         return Step(stage, "train", merged(*layers), " ".join(own))
 
     steps = [trained("targets", t, [f"classifier={t}"]) for t in spec.targets]
+    surrogates = dict.fromkeys(s for t in threats.values() for s in t.get("surrogates", []))
     steps += [trained("surrogates", s, [f"classifier={s}"]) for s in surrogates]
     steps += [trained("purifiers", p, [f"defense={p}"]) for p in spec.purifiers]
     steps += [trained("retrained", p, ["task=retrain", f"defense={p}"]) for p in spec.retrain_on]
@@ -116,10 +117,10 @@ def plan(spec: DictConfig, voting: DictConfig | None, surrogates: list[str]) -> 
             for d in defenses:
                 if threat == "pipeline" and d == "none":
                     continue  # the pipeline of no defense is the classifier threat
-                paper = (
-                    ["threat.white_box=original"] if threat == "paper" and d not in spec.retrain_on else []
-                )
-                steps.append(evaluated(d, attack, [f"threat={threat}", f"eval.n={n}", eps, *paper]))
+                # a white-box share on the retrained target where there is one, else the original
+                chosen = "white_box" in threats[threat] and d not in spec.retrain_on
+                original = ["threat.white_box=original"] if chosen else []
+                steps.append(evaluated(d, attack, [f"threat={threat}", f"eval.n={n}", eps, *original]))
     for d in defenses:  # AutoAttack beside every headline number, through the purifier
         threat = "classifier" if d == "none" else "pipeline"
         aa = [f"threat={threat}", f"eval.n={size.n_autoattack}", f"eval.eps={listed(spec.autoattack_eps)}"]
@@ -164,9 +165,8 @@ class Reproduction:
             )
         spec = self.cfg.reproduce
         voting = composed("train", [*base, f"defense={spec.voting}"]).defense if spec.voting else None
-        threats = [composed("train", [*base, f"threat={t}"]).threat for t in spec.threats]
-        surrogates = list(dict.fromkeys(s for t in threats for s in t.get("surrogates", [])))
-        self.steps = plan(spec, voting, surrogates)
+        threats = {t: composed("train", [*base, f"threat={t}"]).threat for t in spec.threats}
+        self.steps = plan(spec, voting, threats)
         results = Path(self.cfg.paths.results_dir)
         self.report_stamp = Path(self.cfg.paths.report_dir) / ".reproduce-report"
         self.memo_path = results / ".reproduce-memo.json"
