@@ -262,11 +262,11 @@ def load(cfg: DictConfig, datamodule: ImageDataModule, name: str, device: torch.
 
 def white_box_name(cfg: DictConfig, scored: str) -> str:
     """The classifier a threat's white-box share is crafted on: the scored one, unless the threat
-    chooses (`threat.white_box`, SPEC 4.3). A defense without weights has no retrained target,
-    so for it both choices name the original classifier."""
+    chooses (`threat.white_box`, SPEC 4.3) and has a white-box share (`threat.mix` < 1). A defense
+    without weights has no retrained target, so for it both choices name the original classifier."""
     choice = cfg.threat.get("white_box")
     weighted = issubclass(defense_class(cfg.defense._target_), (TrainedPurifier, CompositeDefense))
-    if choice is None or not weighted:
+    if choice is None or not weighted or cfg.threat.get("mix", 0) >= 1:  # mix 1: no white-box share
         return scored
     return target_name(cfg.classifier.name, cfg.defense, choice == "retrained")
 

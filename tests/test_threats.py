@@ -144,6 +144,8 @@ def test_white_box_is_at_least_as_strong_as_transfer_on_real_data(trained, tmp_p
         (["threat=paper", "retrained=true", "threat.white_box=original"], "fmnist_a"),
         (["threat=classifier", "retrained=true"], "fmnist_a+vqunet"),  # the scored model
         (["threat=paper", "defense=none"], "fmnist_a"),  # no weights, no retrained target
+        (["threat=transfer"], "fmnist_a"),  # all crafted on surrogates: no white-box share to load
+        (["threat=transfer", "threat.mix=0.5"], "fmnist_a+vqunet"),
     ],
 )
 def test_the_white_box_share_attacks_the_chosen_target(tmp_path, overrides, attacked):
