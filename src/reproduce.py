@@ -121,7 +121,7 @@ def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictCon
                 chosen = "white_box" in threats[threat] and d not in spec.retrain_on
                 original = ["threat.white_box=original"] if chosen else []
                 steps.append(evaluated(d, attack, [f"threat={threat}", f"eval.n={n}", eps, *original]))
-    for d in defenses:  # AutoAttack beside every headline number, through the purifier
+    for d in defenses if spec.autoattack_eps else []:  # AutoAttack beside every headline number
         threat = "classifier" if d == "none" else "pipeline"
         aa = [f"threat={threat}", f"eval.n={size.n_autoattack}", f"eval.eps={listed(spec.autoattack_eps)}"]
         steps.append(evaluated(d, "autoattack", aa))
