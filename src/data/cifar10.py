@@ -24,6 +24,9 @@ JPEG_SHA256 = "efac85c8ed52f4ead1e1f1b670d8dcf435d551fccebdd8b6365e0a01a504f3a4"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}
 VARIANTS = ("official", "jpeg")
+# The JPEG copy's test folders hold one class each, so its first 1,000 images would all be
+# airplanes; a fixed shuffle mixes them (the official release's order is mixed already).
+TEST_ORDER_SEED = 0
 
 
 class CIFAR10DataModule(ImageDataModule):
@@ -49,7 +52,11 @@ class CIFAR10DataModule(ImageDataModule):
             cache.unlink()
         if not cache.exists():
             self._decode_archive()
-        return torch.load(cache, weights_only=True)
+        images, labels = torch.load(cache, weights_only=True)
+        if not train:  # the folders sort by class, and evaluation takes the first n test images
+            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(TEST_ORDER_SEED))
+            images, labels = images[order], labels[order]
+        return images, labels
 
     def _read_official(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         root = self.source_dir or self.cache_dir
