@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -72,6 +73,14 @@ def publish(best: str | Path, dest: Path, training: str) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
     torch.save(ckpt, tmp)
+    os.replace(tmp, dest)
+
+
+def place(source: str | Path, dest: Path) -> None:
+    """Copy a checkpoint byte for byte, atomically (its sha256 stays the one a card records)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.copyfile(source, tmp)
     os.replace(tmp, dest)
 
 

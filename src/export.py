@@ -29,7 +29,7 @@ from torch import nn
 
 from src.api import CONF_DIR, build_defense, load_classifier
 from src.card import build_card, write_card
-from src.checkpoints import publish, stable_path
+from src.checkpoints import place, stable_path
 from src.console import console, print_config, user_errors
 from src.defenses.base import DefendedClassifier, defense_class
 from src.errors import AdvPurifyError, build
@@ -115,7 +115,7 @@ def export(cfg: DictConfig) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, script in scripts.items():
         save_script(script, folder / name)
-    publish(checkpoint, folder / checkpoint.name)
+    place(checkpoint, folder / checkpoint.name)
     write_card(card, folder)
     console.print(f"exported defense={cfg.defense.name} to {folder}: {', '.join(files)}, card.json, card.md")
     return folder
