@@ -158,3 +158,18 @@ def test_a_bad_voter_count_is_refused_in_one_line():
 
     with pytest.raises(AdvPurifyError, match=r"reproduce.size.voters=0: it must be a whole number >= 1"):
         Reproduction(["experiment=fmnist_smoke", "reproduce.size.voters=0"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("budget_minutes=-5", "budget_minutes=-5: it must be a finite number > 0"),
+        ("dry_run=maybe", "dry_run='maybe'"),
+    ],
+)
+def test_bad_command_settings_are_refused_in_one_line(override, message):
+    from src.errors import AdvPurifyError
+    from src.validate import validate
+
+    with pytest.raises(AdvPurifyError, match=message):
+        validate(composed("reproduce", ["experiment=fmnist_smoke", override]))
