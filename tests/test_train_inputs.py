@@ -11,6 +11,7 @@ import torch
 
 from src import checkpoints
 from src.defenses.components.attacked_inputs import AttackedInputs
+from src.defenses.cyclegan import DefenseCycleGAN
 from src.errors import AdvPurifyError, build
 from src.train import train
 from tests.conftest import compose_cfg, install_target
@@ -144,3 +145,45 @@ def test_a_model_trained_otherwise_never_replaces_the_published_one(target, tmp_
     renamed = [*mixed, "defense.name=sfl_vae_mixed", f"paths.output_dir={tmp_path}/c"]
     second = train(compose_cfg("train", renamed, tmp_path))  # the fix the message names
     assert Path(second["checkpoint"]).name == "sfl_vae_mixed.ckpt" and first.read_bytes() == held
+
+
+def test_cyclegan_domain_reading_needs_attacked_inputs():
+    common = dict(name="cyclegan", data="fmnist", input_shape=(1, 28, 28), num_classes=10, width=4)
+    with pytest.raises(
+        AdvPurifyError, match=r"needs attacked images for domain A: set defense.train_inputs="
+    ):
+        DefenseCycleGAN(**common, domains="attacked_clean")
+    with pytest.raises(
+        AdvPurifyError, match=r"defense.domains='noisy': choose one of \['same', 'attacked_clean'\]"
+    ):
+        DefenseCycleGAN(**common, domains="noisy")
+
+
+def test_cyclegan_attacked_clean_reading_judges_each_domain_and_purifies_with_g_b(target):
+    tmp = target["tmp"]
+    run = [
+        "debug=smoke",
+        "defense=cyclegan",
+        "defense.name=cyclegan_domains",
+        "defense.domains=attacked_clean",
+        "defense.train_inputs=adversarial",
+        "defense.attacks.pgd.max_iter=2",
+        "defense.width=8",
+        "defense.disc_width=8",
+        "defense.max_width=16",
+        "defense.depth=2",
+        "data.module.train_limit=256",
+        f"paths.output_dir={tmp}/cyclegan_domains",
+    ]
+    metrics = train(compose_cfg("train", run, tmp))
+    assert metrics["test/recon"] > 0 and metrics["test/clean_recon"] > 0
+    module = checkpoints.load(metrics["checkpoint"], "defense", "fmnist", (1, 28, 28)).eval()
+    assert module.hparams.domains == "attacked_clean"
+    x, x_in = target["x"], crafted(target, "adversarial", train=False)[0]
+    with torch.no_grad():
+        domain_a, domain_b, fake_a, fake_b, cycle = module.domain_pass(x, x_in)
+        assert torch.equal(domain_a, x_in) and torch.equal(domain_b, x)  # D_A sees attacked, D_B clean
+        assert torch.allclose(fake_a, module.g_a(x)) and torch.allclose(fake_b, module.g_b(x_in))
+        back_to_a = torch.nn.functional.l1_loss(module.g_a(fake_b), x_in)
+        assert cycle == pytest.approx((torch.nn.functional.l1_loss(module.g_b(fake_a), x) + back_to_a).item())
+        assert torch.equal(module.purify(x_in), module.g_b(x_in))  # one pass, out of domain A

@@ -1,8 +1,14 @@
 """Defense-CycleGAN (SPEC 3.2, chapter 4): two U-Net generators and two LSGAN discriminators.
 
-Both generators map clean images to clean images; the cycle loss keeps content, the
-discriminators keep outputs on the data manifold. Purification runs the cycle once,
-X_C = G_B(G_A(x)): the first pass removes noise, the second restores detail.
+Chapter 4 writes every loss over one set X, yet calls the first pass's output "a noise-reduced
+image domain", so it admits two readings (`domains`, SPEC 3.2 decision; issue 16):
+- `same` (default, as its equations read): both generators map the training inputs to the
+  clean images, both discriminators judge against clean images, and purification runs the
+  cycle once, X_C = G_B(G_A(x)): the first pass removes noise, the second restores detail.
+- `attacked_clean` (CycleGAN's own reading): domain A holds the attacked training inputs,
+  domain B the clean images; G_A maps B to A, G_B maps A to B, D_A and D_B judge their own
+  domain, and each cycle returns to its own domain. Purification is G_B alone, the one map
+  trained to leave domain A; G_B(G_A(x)) would first push an input into the attacked domain.
 
 GAN training needs two optimizers stepped in turn, so the module optimizes manually: each
 batch makes one generator step on L_G(A) + L_G(B) + lambda * L_cyc, then one discriminator
@@ -20,6 +26,9 @@ from torch import nn
 
 from src.defenses.base import TrainedPurifier
 from src.defenses.components.unet import PatchDiscriminator, UNetGenerator
+from src.errors import AdvPurifyError
+
+DOMAINS = ("same", "attacked_clean")
 
 
 def cycle_consistency_loss(x: torch.Tensor, x_ab: torch.Tensor, x_ba: torch.Tensor) -> torch.Tensor:
@@ -53,9 +62,17 @@ class DefenseCycleGAN(TrainedPurifier):
         lr: float = 2e-4,
         betas: Sequence[float] = (0.5, 0.999),
         decay_from: float = 0.5,
+        domains: str = "same",
         **common,
     ) -> None:
         super().__init__(**common)
+        if domains not in DOMAINS:
+            raise AdvPurifyError(f"defense.domains={domains!r}: choose one of {list(DOMAINS)}")
+        if domains == "attacked_clean" and self.inputs.mode == "clean":
+            raise AdvPurifyError(
+                "defense.domains=attacked_clean needs attacked images for domain A: "
+                "set defense.train_inputs=adversarial (or mixed)"
+            )
         self.automatic_optimization = False
         channels, size = self.channels, self.size
         unet = dict(width=width, depth=depth, max_width=max_width, drop_skips=tuple(drop_skips))
@@ -73,16 +90,29 @@ class DefenseCycleGAN(TrainedPurifier):
         return nn.ModuleList([self.d_a, self.d_b])
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.domains == "attacked_clean":
+            return self.g_b(x)
         return self.g_b(self.g_a(x))
+
+    def domain_pass(
+        self, x: torch.Tensor, x_in: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(real A, real B, fake A, fake B, cycle loss) under the reading of `domains` (module docstring)."""
+        if self.hparams.domains == "attacked_clean":
+            fake_a, fake_b = self.g_a(x), self.g_b(x_in)
+            cycle = F.l1_loss(self.g_b(fake_a), x) + F.l1_loss(self.g_a(fake_b), x_in)
+            return x_in, x, fake_a, fake_b, cycle
+        # the cycles must still end at the clean x
+        fake_a, fake_b = self.g_a(x_in), self.g_b(x_in)
+        return x, x, fake_a, fake_b, cycle_consistency_loss(x, self.g_a(fake_b), self.g_b(fake_a))
 
     def training_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        x_in = self.training_inputs(x, y, train=True)  # the cycles must still end at the clean x
+        x_in = self.training_inputs(x, y, train=True)
         opt_g, opt_d = self.optimizers()
 
         with self.toggled_optimizer(opt_g):
-            fake_a, fake_b = self.g_a(x_in), self.g_b(x_in)
-            cycle = cycle_consistency_loss(x, self.g_a(fake_b), self.g_b(fake_a))
+            domain_a, domain_b, fake_a, fake_b, cycle = self.domain_pass(x, x_in)
             adv_a = lsgan_generator_loss(self.d_a(fake_a))
             adv_b = lsgan_generator_loss(self.d_b(fake_b))
             loss_g = adv_a + adv_b + self.hparams.cycle_weight * cycle
@@ -92,7 +122,7 @@ class DefenseCycleGAN(TrainedPurifier):
 
         with self.toggled_optimizer(opt_d):
             fake_a, fake_b = fake_a.detach(), fake_b.detach()
-            real_a, real_b = self.d_a(x), self.d_b(x)
+            real_a, real_b = self.d_a(domain_a), self.d_b(domain_b)
             scored_a, scored_b = self.d_a(fake_a), self.d_b(fake_b)
             loss_d = lsgan_discriminator_loss(real_a, scored_a) + lsgan_discriminator_loss(real_b, scored_b)
             opt_d.zero_grad()
@@ -123,10 +153,8 @@ class DefenseCycleGAN(TrainedPurifier):
     def _eval_step(self, batch, stage: str) -> None:
         x, y = batch
         x_in = self.training_inputs(x, y, train=False)
-        fake_a, fake_b = self.g_a(x_in), self.g_b(x_in)
-        x_hat = self.g_b(fake_a)
-        cycle = cycle_consistency_loss(x, self.g_a(fake_b), x_hat)
-        self.log_eval(stage, {"recon": F.l1_loss(x_hat, x), "cycle": cycle}, x)
+        cycle = self.domain_pass(x, x_in)[-1]
+        self.log_eval(stage, {"recon": F.l1_loss(self.purify(x_in), x), "cycle": cycle}, x)
 
     def configure_optimizers(self):
         """Adam per side; constant lr, then a linear decay over the epochs after `decay_from` (CycleGAN)."""
