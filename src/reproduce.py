@@ -11,6 +11,10 @@ table under this run's fingerprint (`src.eval.run_fingerprint`), a report made f
 results. So a rerun after an interruption does only what is left, a second full run does
 nothing, and a model retrained upstream redoes exactly what depends on it. A training stopped
 mid-way continues from its last epoch (resume=true).
+
+`jobs=N` runs up to N runs of one stage at once, each in a process of its own: a GPU window
+fits several of these small models side by side. Runs of one stage never read each other's
+outputs, except the Bayesian tables, which wait for the voters before them (`Step.waits`).
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ import hashlib
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
@@ -49,6 +57,7 @@ class Step:
     entry: str
     overrides: tuple[str, ...] = ()
     label: str = ""  # what the run is, without its sizes
+    waits: bool = False  # starts only after the runs of its stage before it (it reads them)
 
 
 def merged(*groups: Iterable[str]) -> tuple[str, ...]:
@@ -98,7 +107,8 @@ def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictCon
             f"defense.draws={min(voting.draws, len(voters))}",
         ]
         tables = ["task=tables", f"defense={voting.name}"]
-        steps.append(Step("voters", "train", merged(tables, size.train, own[voting.name]), " ".join(tables)))
+        tabled = merged(tables, size.train, own[voting.name])
+        steps.append(Step("voters", "train", tabled, " ".join(tables), waits=True))
         defenses.append(voting.name)
 
     def evaluated(defense: str, attack: str, what: list[str]) -> Step:
@@ -145,6 +155,52 @@ def conf_digest() -> str:
     for path in sorted(CONF_DIR.rglob("*.yaml")):
         digest.update(str(path.relative_to(CONF_DIR)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def execute(base: list[str], step: Step) -> None:
+    """One train or eval run, composed as its command line would be."""
+    cfg = composed(step.entry, [*base, *step.overrides])
+    if step.entry == "eval":
+        evaluate(cfg)
+    elif interrupted(cfg):
+        console.print(f"[yellow]continuing an interrupted training[/] {step.label}")
+        train(composed("train", [*base, *step.overrides, "resume=true"]))
+    else:
+        train(cfg)
+
+
+def job(base: list[str], step: Step, threads: int) -> None:
+    """A parallel run (a fresh process): its share of the CPU threads, so N jobs do not
+    oversubscribe the cores, then the run."""
+    torch.set_num_threads(threads)
+    execute(base, step)
+
+
+class InProcess:
+    """jobs=1: each run in this process, one after another; a Ctrl-C stops it where it is."""
+
+    def submit(self, fn: Callable[..., None], *args: object) -> Future:
+        future: Future = Future()
+        try:
+            fn(*args)
+        except Exception as err:  # handed to the caller, as a parallel job's error would be
+            future.set_exception(err)
+        else:
+            future.set_result(None)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Nothing runs in the background."""
+
+
+def waves(steps: list[Step]) -> list[list[int]]:
+    """The plan's runs as groups that may run at once: one stage's, split where a run waits."""
+    groups: list[list[int]] = []
+    for index, step in enumerate(steps):
+        if not groups or step.waits or step.stage != steps[groups[-1][0]].stage:
+            groups.append([])
+        groups[-1].append(index)
+    return groups
 
 
 class Reproduction:
@@ -241,22 +297,16 @@ class Reproduction:
             self.remember(step, files, stamp=stamp, eps=eps_grid)
         return done
 
-    def run(self, step: Step) -> None:
-        if step.entry == "report":
-            published = OmegaConf.to_container(composed("report", []).published, resolve=True)
-            report(self.cfg.paths.results_file, self.cfg.paths.report_dir, published)
-            self.report_stamp.write_text(self.results_digest())
-            return
-        cfg = self.composed(step)
-        if step.entry == "eval":
-            evaluate(cfg)
-        elif interrupted(cfg):
-            console.print(f"[yellow]continuing an interrupted training[/] {step.label}")
-            train(self.composed(Step(step.stage, "train", (*step.overrides, "resume=true"), step.label)))
-        else:
-            train(cfg)
-        self.check(step, cfg)
-        self.save_memo()  # remembered for the next start
+    def report(self) -> None:
+        published = OmegaConf.to_container(composed("report", []).published, resolve=True)
+        report(self.cfg.paths.results_file, self.cfg.paths.report_dir, published)
+        self.report_stamp.write_text(self.results_digest())
+
+    def finish(self, step: Step) -> None:
+        """Remember a run that ended well, for the next start."""
+        if step.entry != "report":
+            self.check(step, self.composed(step))
+            self.save_memo()
 
 
 def show_plan(steps: list[Step], done: list[bool], name: str) -> None:
@@ -279,9 +329,14 @@ def show_summary(tallies: dict[str, Tally], stopped: str) -> None:
 
 
 def reproduce(
-    base: list[str], budget_minutes: float | None, dry_run: bool, clock: Callable[[], float] = time.monotonic
+    base: list[str],
+    budget_minutes: float | None,
+    dry_run: bool,
+    clock: Callable[[], float] = time.monotonic,
+    jobs: int = 1,
 ) -> dict[str, Tally]:
-    """Run what is left of the plan in order; stop before a run once `budget_minutes` are spent."""
+    """Run what is left of the plan in order, up to `jobs` runs of a stage at once; start no
+    run once `budget_minutes` are spent."""
     start = clock()
     work = Reproduction(base)
     done = [work.is_done(step) for step in work.steps]
@@ -292,42 +347,106 @@ def reproduce(
         for step, finished in zip(work.steps, done, strict=True):
             tallies[step.stage].left += not finished
         return tallies
+
+    def over() -> bool:
+        return budget_minutes is not None and clock() - start > 60 * budget_minutes
+
+    pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) if jobs > 1 else InProcess()
+    threads = max(1, torch.get_num_threads() // jobs)
     stopped = "finished"
-    for index, (step, was_done) in enumerate(zip(work.steps, done, strict=True)):
-        tally = tallies[step.stage]
-        if stopped != "finished":
-            tally.left += 1
-        elif was_done and work.is_done(step):  # again: a run upstream may have undone it
-            tally.done += 1
-        elif budget_minutes is not None and clock() - start > 60 * budget_minutes:
-            stopped = f"stopped after {budget_minutes:g} minutes; run it again to go on"
-            tally.left += 1
-        else:
-            console.rule(f"[bold]{step.stage}[/]: {step.entry} {step.label}")
-            began = clock()
-            try:
-                work.run(step)
-            except BaseException as err:  # an error or Ctrl-C: say how far it got, then stop as they do
-                work.log(step, clock() - began, f"stopped: {type(err).__name__}")
-                for rest in work.steps[index:]:
-                    tallies[rest.stage].left += 1
-                show_summary(tallies, f"stopped in {step.entry} {step.label}")
-                raise
-            work.log(step, clock() - began, "done")
-            tally.ran += 1
-            tally.seconds += clock() - began
-    show_summary(tallies, stopped)
+    try:
+        for wave in waves(work.steps):
+            if not run_wave(work, wave, done, tallies, pool, jobs, threads, over):
+                stopped = f"stopped after {budget_minutes:g} minutes; run it again to go on"
+                break
+    except BaseException as err:  # an error or Ctrl-C: say how far it got, then stop as they do
+        show_summary(settled(tallies, work.steps), f"stopped: {type(err).__name__} (see reproduce_log.csv)")
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    show_summary(settled(tallies, work.steps), stopped)
     console.print(f"results, report and figures: {work.cfg.paths.results_dir}")
     return tallies
 
 
+def settled(tallies: dict[str, Tally], steps: list[Step]) -> dict[str, Tally]:
+    """The tallies with what is left per stage: every run neither found done nor run."""
+    for stage, tally in tallies.items():
+        tally.left = sum(s.stage == stage for s in steps) - tally.done - tally.ran
+    return tallies
+
+
+def run_wave(
+    work: Reproduction,
+    wave: list[int],
+    done: list[bool],
+    tallies: dict[str, Tally],
+    pool: ProcessPoolExecutor | InProcess,
+    jobs: int,
+    threads: int,
+    over: Callable[[], bool],
+) -> bool:
+    """Run one wave's unfinished runs, `jobs` at a time; False when the budget stopped it. A
+    failed run stops new ones; those already going end and are kept, then the error is raised."""
+    queue: deque[int] = deque()
+    for index in wave:
+        if done[index] and work.is_done(work.steps[index]):  # again: a run upstream may have undone it
+            tallies[work.steps[index].stage].done += 1
+        else:
+            queue.append(index)
+    running: dict[Future, tuple[Step, float]] = {}
+    failure: BaseException | None = None
+    in_budget = True
+    while queue or running:
+        while queue and len(running) < jobs and failure is None and in_budget:
+            if over():
+                in_budget = False
+                break
+            step = work.steps[queue.popleft()]
+            console.rule(f"[bold]{step.stage}[/]: {step.entry} {step.label}")
+            began = time.monotonic()
+            try:
+                if step.entry == "report":
+                    future = InProcess().submit(work.report)
+                elif jobs > 1:
+                    future = pool.submit(job, work.base, step, threads)
+                else:
+                    future = pool.submit(execute, work.base, step)
+            except BaseException as err:  # Ctrl-C in a run of this process
+                work.log(step, time.monotonic() - began, f"stopped: {type(err).__name__}")
+                raise
+            running[future] = (step, began)
+        if not running:
+            break
+        try:
+            ended, _ = wait(running, return_when=FIRST_COMPLETED)
+        except BaseException as err:  # Ctrl-C while parallel runs go on
+            for step, began in running.values():
+                work.log(step, time.monotonic() - began, f"stopped: {type(err).__name__}")
+            raise
+        for future in ended:
+            step, began = running.pop(future)
+            seconds = time.monotonic() - began
+            if future.exception() is not None:
+                work.log(step, seconds, f"stopped: {type(future.exception()).__name__}")
+                failure = failure or future.exception()
+                continue
+            work.finish(step)
+            work.log(step, seconds, "done")
+            tallies[step.stage].ran += 1
+            tallies[step.stage].seconds += seconds
+    if failure is not None:
+        raise failure
+    return in_budget
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="reproduce")
 def main(cfg: DictConfig) -> None:
-    mine = ("budget_minutes", "dry_run")
+    mine = ("budget_minutes", "dry_run", "jobs")
     base = [o for o in HydraConfig.get().overrides.task if o.partition("=")[0] not in mine]
     with user_errors():
         validate(cfg)
-        reproduce(base, cfg.budget_minutes, cfg.dry_run)
+        reproduce(base, cfg.budget_minutes, cfg.dry_run, jobs=cfg.jobs)
 
 
 if __name__ == "__main__":

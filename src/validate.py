@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from src.defenses.components.attacked_inputs import TRAIN_INPUTS
+from src.defenses.cyclegan import DOMAINS
 from src.errors import AdvPurifyError
 from src.threats import WHITE_BOX
 
@@ -67,6 +68,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
             "binary_search_steps",
             "nb_grads",
             "log_every_n_steps",
+            "jobs",
         ),
         COUNT,
     ),
@@ -94,6 +96,7 @@ BOOLEAN = (lambda v: isinstance(v, bool), "true or false")
 RULES |= dict.fromkeys(("resume", "recompute", "retrained", "defended", "dry_run"), BOOLEAN)
 RULES["white_box"] = (lambda v: v in WHITE_BOX, f"one of {list(WHITE_BOX)}")
 RULES["train_inputs"] = (lambda v: v in TRAIN_INPUTS, f"one of {list(TRAIN_INPUTS)}")
+RULES["domains"] = (lambda v: v in DOMAINS, f"one of {list(DOMAINS)}")
 SKIP = (
     "hydra",
     "paths",

@@ -12,7 +12,8 @@ import torch
 
 from src.api import composed
 from src.eval import run_fingerprint
-from src.reproduce import STAGES, Reproduction, reproduce
+from src.reproduce import STAGES, Reproduction, reproduce, waves
+from src.results import read_rows
 from src.train import training_state
 from tests.conftest import ROOT
 
@@ -130,6 +131,50 @@ def test_one_command_runs_its_stages_then_finds_everything_done(tmp_path):
     assert third["attacks"].ran == len(on_vqunet) and third["report"].ran == 1
 
 
+def test_runs_go_in_waves_of_one_stage_and_the_tables_wait_for_their_voters():
+    _, steps = steps_of("fmnist_smoke")
+    groups = waves(steps)
+    assert sorted(i for g in groups for i in g) == list(range(len(steps)))
+    assert all(len({steps[i].stage for i in g}) == 1 for g in groups)
+    tables = next(i for i, s in enumerate(steps) if "task=tables" in s.overrides)
+    assert [g for g in groups if tables in g] == [[tables]]
+    assert len(groups) == len(STAGES) + 1  # each stage once, the voters' split before their tables
+
+
+TWO_TARGETS = [  # two trainings that may run side by side, then their grid
+    "reproduce.targets=[fmnist_a,fmnist_b]",
+    "reproduce.purifiers=[]",
+    "reproduce.retrain_on=[]",
+    "reproduce.voting=null",
+    "reproduce.threats=[classifier]",
+    "reproduce.attacks=[fgsm]",
+    "reproduce.eps=[0.1]",
+    "reproduce.autoattack_eps=[]",
+    "reproduce.size.n=32",
+    "reproduce.size.n_clean=64",
+]
+
+
+def test_parallel_jobs_run_side_by_side_to_the_same_numbers(tmp_path):
+    numbers = {}
+    for jobs in (2, 1):
+        base = ["experiment=fmnist_smoke", *paths(tmp_path / str(jobs)), "logger=none", *TWO_TARGETS]
+        tallies = reproduce(base, budget_minutes=None, dry_run=False, jobs=jobs)
+        assert tallies["targets"].ran == 2 and all(t.left == 0 for t in tallies.values())
+        rows = read_rows(tmp_path / str(jobs) / "results" / "results.csv")
+        numbers[jobs] = sorted((r["classifier"], r["eps"], r["clean_acc"], r["adv_acc"]) for r in rows)
+        log = [
+            r
+            for r in read_rows(tmp_path / str(jobs) / "results" / "reproduce_log.csv")
+            if r["stage"] == "targets"
+        ]
+        ends = [time.mktime(time.strptime(r["finished"], "%Y-%m-%d %H:%M:%S")) for r in log]
+        starts = [end - float(r["seconds"]) for end, r in zip(ends, log, strict=True)]
+        side_by_side = max(starts) < min(ends) - 1  # the later start came before the earlier end
+        assert side_by_side == (jobs == 2), log
+    assert numbers[2] == numbers[1]
+
+
 def test_a_budget_stops_before_the_next_run_and_says_what_is_left(tmp_path):
     base = ["experiment=fmnist_smoke", *paths(tmp_path), "logger=none", *SMALL]
     ticks = iter(range(0, 10**6, 600))  # every look at the clock is ten minutes later
@@ -165,6 +210,7 @@ def test_a_bad_voter_count_is_refused_in_one_line():
     [
         ("budget_minutes=-5", "budget_minutes=-5: it must be a finite number > 0"),
         ("dry_run=maybe", "dry_run='maybe'"),
+        ("jobs=0", "jobs=0: it must be a whole number >= 1"),
     ],
 )
 def test_bad_command_settings_are_refused_in_one_line(override, message):

@@ -101,7 +101,9 @@ class CIFAR10DataModule(ImageDataModule):
             items.sort(key=lambda item: item[:2])  # ImageFolder order: class, then file name
             images = torch.stack([image for _, _, image in items])
             labels = torch.tensor([label for label, _, _ in items], dtype=torch.long)
-            tmp = out / f"{split}.pt.tmp"
+            # names of this process's own: parallel jobs (reproduce jobs=N) may decode at once
+            tmp, digest = out / f"{split}.pt.{os.getpid()}.tmp", out / f"{split}.pt.sha256.{os.getpid()}.tmp"
             torch.save((images, labels), tmp)
-            (out / f"{split}.pt.sha256").write_text(sha256(tmp))
+            digest.write_text(sha256(tmp))
+            os.replace(digest, out / f"{split}.pt.sha256")
             os.replace(tmp, out / f"{split}.pt")
