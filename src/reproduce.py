@@ -408,10 +408,8 @@ def run_wave(
             try:
                 if step.entry == "report":
                     future = InProcess().submit(work.report)
-                elif jobs > 1:
-                    future = pool.submit(job, work.base, step, threads)
                 else:
-                    future = pool.submit(execute, work.base, step)
+                    future = pool.submit(job, work.base, step, threads)
             except BaseException as err:  # Ctrl-C in a run of this process
                 work.log(step, time.monotonic() - began, f"stopped: {type(err).__name__}")
                 raise
