@@ -79,9 +79,12 @@ def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictCon
     of its threats (the surrogates they craft on, whether they choose a white-box target)."""
     size = spec.size
     models = size.models or {}
+    fits = size.fits or {}
 
     def trained(stage: str, model: str, own: list[str], *more: Iterable[str]) -> Step:
-        layers = (own, size.train, (size.stages or {}).get(stage, []), *more, models.get(model, []))
+        # a model's `fits` shape its own training alone: not a target retrained on its outputs
+        fit = fits.get(model, []) if stage != "retrained" else []
+        layers = (own, size.train, (size.stages or {}).get(stage, []), *more, models.get(model, []), fit)
         return Step(stage, "train", merged(*layers), " ".join(own))
 
     steps = [trained("targets", t, [f"classifier={t}"]) for t in spec.targets]

@@ -46,6 +46,12 @@ def test_sizes_layer_with_the_last_one_winning():
     defense_vae = next(s for s in steps if s.stage == "purifiers" and s.label == "defense=defense_vae")
     assert "data.module.train_limit=5000" in defense_vae.overrides  # the model's own over the stage's
     assert "data.module.train_limit=30000" not in defense_vae.overrides
+    runs = [s for s in steps if "defense=defense_vae" in s.overrides]
+    others = [s for s in runs if s is not defense_vae]  # its retrained target and its evaluations
+    assert any(s.stage == "retrained" for s in others) and any(s.entry == "eval" for s in others)
+    for step in others:  # its fit's slice shapes its own training alone
+        assert "data.module.train_limit=5000" not in step.overrides, step.overrides
+        assert "defense.latent_dim=128" in step.overrides  # while its size reaches every run of it
     voters = [s for s in steps if s.stage == "voters" and "task=retrain" in s.overrides]
     assert len(voters) == spec.size.voters  # the first k voters
     vote_evals = [s for s in steps if s.entry == "eval" and "defense=sfl_vae_vote" in s.overrides]
