@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.defenses.components.attacked_inputs import TRAIN_INPUTS
 from src.defenses.cyclegan import DOMAINS
@@ -109,7 +109,11 @@ SKIP = (
 
 
 def validate(cfg: DictConfig) -> None:
-    """Refuse, with the key and what it must be, the first value that breaks its rule."""
+    """Refuse, with the key and what it must be, the first value that breaks its rule, and a
+    value a config leaves to the command line (`???`) that was not given there."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise AdvPurifyError(f"{missing[0]} has no value: set it on the command line ({missing[0]}=...)")
     _walk(cfg, "")
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from src import checkpoints
 from src.classifiers.module import ClassifierModule
+from src.errors import AdvPurifyError
 from src.train import train
 from tests.conftest import compose_cfg
 
@@ -48,3 +50,17 @@ def test_wandb_offline_run_and_csv_log_are_written(tmp_path):
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb")), "no syncable offline W&B run"
     metrics = list((tmp_path / "run" / "csv").glob("version_*/metrics.csv"))
     assert metrics and "val/acc" in metrics[0].read_text()
+
+
+def test_snapshots_keep_every_epoch_as_a_model_eval_loads(tmp_path):
+    """callbacks=snapshots: a budget curve's points from one training, each a model of its name."""
+    common = ["debug=smoke", "data.image_size=32", "data.module.train_limit=256", "defense=vqunet"]
+    common += ["defense.width=8", "trainer.max_epochs=2", "callbacks=snapshots"]
+    with pytest.raises(AdvPurifyError, match=r"^callbacks.snapshots.dirpath has no value: set it"):
+        train(compose_cfg("train", common, tmp_path))
+    train(compose_cfg("train", [*common, f"callbacks.snapshots.dirpath={tmp_path}/snapshots"], tmp_path))
+    files = sorted((tmp_path / "snapshots").glob("*.ckpt"))
+    assert [f.name for f in files] == ["epoch000.ckpt", "epoch001.ckpt"]
+    first, second = (checkpoints.load(f, "defense", "fmnist", (1, 32, 32), name="vqunet") for f in files)
+    changed = [not torch.equal(p, q) for p, q in zip(first.parameters(), second.parameters(), strict=True)]
+    assert any(changed)  # the second epoch's model, not the first one again

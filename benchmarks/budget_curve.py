@@ -1,0 +1,104 @@
+"""Issue 16's budget curve: robust accuracy against reconstruction error as a purifier trains.
+
+    python benchmarks/budget_curve.py results/issue16_curve benchmarks/issue16_budget_curve
+
+Reads the per-point results tables `scripts/budget_curve_fmnist.sh` writes (<results>/e<k>/),
+writes their rows together as one CSV, a markdown table and a figure into the output folder.
+One row per purifier, epoch count and threat: clean accuracy through the purifier, the mean
+per-pixel L1 of its reconstruction of clean images (0-1 scale) and accuracy under attack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from src.results import read_rows
+
+PIXELS = 32 * 32  # clean_recon_l1_255 sums |x - purify(x)| over one 1x32x32 image on the 0-255 scale
+
+
+def points(results: Path) -> list[dict[str, object]]:
+    rows = []
+    for folder in sorted(results.glob("e*"), key=lambda p: int(p.name[1:])):
+        for row in read_rows(folder / "results.csv"):
+            rows.append(
+                {
+                    "defense": row["defense"].removesuffix("_curve"),
+                    "epochs": int(folder.name[1:]),
+                    "threat": row["threat"],
+                    "attack": row["attack"],
+                    "eps": float(row["eps"]),
+                    "n": int(row["n"]),
+                    "purified_clean_acc": float(row["purified_clean_acc"]),
+                    "recon_l1": float(row["clean_recon_l1_255"]) / PIXELS / 255,
+                    "adv_acc": float(row["adv_acc"]),
+                }
+            )
+    return sorted(rows, key=lambda r: (r["defense"], r["threat"], r["epochs"]))
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "| purifier | threat | attack, eps | epochs | n | clean, purified | recon L1/pixel | attacked |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['defense']} | {r['threat']} | {r['attack']} {r['eps']:g} | {r['epochs']} | {r['n']} "
+            f"| {100 * r['purified_clean_acc']:.1f} | {r['recon_l1']:.4f} | {100 * r['adv_acc']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def figure(rows: list[dict[str, object]], path: Path) -> None:
+    threats = sorted({r["threat"] for r in rows})
+    fig, axes = plt.subplots(1, len(threats), figsize=(5.5 * len(threats), 4), squeeze=False)
+    for ax, threat in zip(axes[0], threats, strict=True):
+        for defense in sorted({r["defense"] for r in rows}):
+            series = [r for r in rows if r["defense"] == defense and r["threat"] == threat]
+            ax.plot(
+                [r["recon_l1"] for r in series], [100 * r["adv_acc"] for r in series], "o-", label=defense
+            )
+            for r in series:
+                ax.annotate(f"{r['epochs']}", (r["recon_l1"], 100 * r["adv_acc"]), fontsize=7)
+        ax.set(
+            xlabel="reconstruction L1 per pixel (clean, lower = more faithful)",
+            ylabel="PGD eps 0.1 accuracy (%)",
+        )
+        attacks = sorted({f"{r['attack']} eps {r['eps']:g}" for r in rows})
+        ax.set_title(f"{', '.join(attacks)}, {threat} threat (labels: epochs)")
+        ax.invert_xaxis()
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args()
+    rows = points(args.results)
+    if not rows:
+        raise SystemExit(
+            f"no rows under {args.results}/e*/results.csv: run scripts/budget_curve_fmnist.sh first"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "curve.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (args.out / "curve.md").write_text(table(rows))
+    figure(rows, args.out / "curve.png")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
