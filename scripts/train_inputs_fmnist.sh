@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Issue 16, measurement 1 at CPU size: each purifier trained on clean and on attacked inputs
 # (`defense.train_inputs`), then attacked under the classifier-only and the adaptive threat.
-# Every model gets a name of its own (<defense>_<mode>), so none replaces another; a rerun
-# skips models already published and cells already in the results table.
-# Knobs (environment): DEFENSES, MODES, EPOCHS, TRAIN_LIMIT, N (classifier threat), N_PIPE
-# (pipeline threat), ATTACKS, EPS, RESULTS. cyclegan_domains (CycleGAN's attacked-to-clean reading)
-# learns from attacked inputs by definition, so it has no clean mode.
+# Every model gets a name of its own (<defense>_<mode><SUFFIX>), so none replaces another; a rerun
+# skips models already published and cells already in the results table. SUFFIX=_curve
+# evaluates the models scripts/budget_curve_fmnist.sh trained.
+# Knobs (environment): DEFENSES, MODES, SUFFIX, EPOCHS, TRAIN_LIMIT, N_CLEAN (the clean row),
+# N (classifier threat), N_PIPE (pipeline threat), ATTACKS, EPS, RESULTS. cyclegan_domains
+# (CycleGAN's attacked-to-clean reading) learns from attacked inputs by definition, so it has no
+# clean mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DEFENSES=${DEFENSES:-"vqunet cyclegan cyclegan_domains sfl_vae"}
 MODES=${MODES:-"clean adversarial"}
+SUFFIX=${SUFFIX:-}
 EPOCHS=${EPOCHS:-1}
 TRAIN_LIMIT=${TRAIN_LIMIT:-30000}
+N_CLEAN=${N_CLEAN:-10000}
 N=${N:-1000}
 N_PIPE=${N_PIPE:-200}
 ATTACKS=${ATTACKS:-fgsm,pgd,cw}
@@ -32,10 +36,12 @@ size() {  # the CPU sizes of issues 3-5's measurements
 for defense in $DEFENSES; do
   for mode in $MODES; do
     [[ $defense == cyclegan_domains && $mode == clean ]] && continue
-    name=${defense}_${mode}
-    model=("${common[@]}" "defense=$defense" "defense.name=$name")
-    [ -f "checkpoints/fmnist/32px/$name.ckpt" ] || $PY -m src.train "${model[@]}" $(size "$defense") \
+    name=${defense}_${mode}${SUFFIX}
+    model=("${common[@]}" "defense=$defense" "defense.name=$name" $(size "$defense"))
+    [ -f "checkpoints/fmnist/32px/$name.ckpt" ] || $PY -m src.train "${model[@]}" \
       "defense.train_inputs=$mode" "trainer.max_epochs=$EPOCHS" "data.module.train_limit=$TRAIN_LIMIT"
+    $PY -m src.eval "${model[@]}" attack=fgsm threat=classifier "eval.n=$N_CLEAN" "eval.eps=[0]" \
+      "paths.results_dir=$RESULTS"
     $PY -m src.eval -m "${model[@]}" "attack=$ATTACKS" threat=classifier "eval.n=$N" "eval.eps=$EPS" \
       "paths.results_dir=$RESULTS"
     $PY -m src.eval -m "${model[@]}" "attack=$ATTACKS" threat=pipeline "eval.n=$N_PIPE" "eval.eps=$EPS" \
