@@ -70,7 +70,7 @@ def figure(rows: list[dict[str, object]], path: Path) -> None:
                 ax.annotate(f"{r['epochs']}", (r["recon_l1"], 100 * r["adv_acc"]), fontsize=7)
         ax.set(
             xlabel="reconstruction L1 per pixel (clean, lower = more faithful)",
-            ylabel="PGD eps 0.1 accuracy (%)",
+            ylabel="accuracy under attack (%)",
         )
         attacks = sorted({f"{r['attack']} eps {r['eps']:g}" for r in rows})
         ax.set_title(f"{', '.join(attacks)}, {threat} threat (labels: epochs)")
