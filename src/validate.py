@@ -111,10 +111,22 @@ SKIP = (
 def validate(cfg: DictConfig) -> None:
     """Refuse, with the key and what it must be, the first value that breaks its rule, and a
     value a config leaves to the command line (`???`) that was not given there."""
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    missing = _missing(cfg, "")
     if missing:
-        raise AdvPurifyError(f"{missing[0]} has no value: set it on the command line ({missing[0]}=...)")
+        raise AdvPurifyError(f"{missing} has no value: set it on the command line ({missing}=...)")
     _walk(cfg, "")
+
+
+def _missing(node: DictConfig, path: str) -> str | None:
+    """The first key left `???`, read without resolving (a Hydra interpolation may have no Hydra)."""
+    for key in node:
+        if OmegaConf.is_missing(node, key):
+            return f"{path}{key}"
+        child = node._get_node(key)
+        found = _missing(child, f"{path}{key}.") if isinstance(child, DictConfig) else None
+        if found:
+            return found
+    return None
 
 
 def _walk(node: DictConfig, path: str) -> None:
