@@ -35,8 +35,9 @@ VARIANTS = {  # one change at a time from today's default (SPEC 3.1 decisions), 
 }
 
 
-def run(label: str, overrides: list[str], epochs: int, train_limit: int) -> dict[str, object]:
+def run(label: str, overrides: list[str], epochs: int, train_limit: int, out: Path) -> dict[str, object]:
     common = [
+        f"paths.output_dir={out}/runs/{label}",  # composed here, not under a Hydra run
         "data=fmnist",
         "data.image_size=32",
         "defense=sfl_vae",
@@ -74,7 +75,7 @@ def main() -> None:
     for label in args.only:
         if label in done:
             continue
-        row = run(label, VARIANTS[label], args.epochs, args.train_limit)
+        row = run(label, VARIANTS[label], args.epochs, args.train_limit, args.out)
         args.out.mkdir(parents=True, exist_ok=True)
         fresh = not table.exists()
         with open(table, "a", newline="") as f:
