@@ -22,12 +22,7 @@ RESULTS=${RESULTS:-results/issue16_curve}
 EPOCHS=$(tr ' ' '\n' <<<"$POINTS" | sort -n | tail -1)
 common=(data=fmnist data.image_size=32 classifier=fmnist_a logger=csv)
 
-size() {  # the CPU sizes of issues 3-5's measurements
-  case $1 in
-    vqunet) echo "defense.width=16 defense.lr=0.001" ;;
-    cyclegan*) echo "defense.width=16 defense.disc_width=16" ;;
-  esac
-}
+source scripts/cpu_sizes.sh
 
 [ -f checkpoints/fmnist/32px/fmnist_a.ckpt ] || $PY -m src.train experiment=demo
 for defense in $DEFENSES; do
@@ -35,7 +30,7 @@ for defense in $DEFENSES; do
     [[ $defense == cyclegan_domains && $mode == clean ]] && continue
     name=${defense}_${mode}_curve
     snapshots=checkpoints/snapshots/fmnist/$name
-    model=("${common[@]}" "defense=$defense" "defense.name=$name" $(size "$defense"))
+    model=("${common[@]}" "defense=$defense" "defense.name=$name" $(cpu_size "$defense"))
     [ -f "checkpoints/fmnist/32px/$name.ckpt" ] || $PY -m src.train "${model[@]}" "defense.train_inputs=$mode" \
       "trainer.max_epochs=$EPOCHS" "data.module.train_limit=$TRAIN_LIMIT" "data.module.val_limit=$HELD_OUT" \
       "data.module.test_limit=$HELD_OUT" callbacks=snapshots "callbacks.snapshots.dirpath=$snapshots"

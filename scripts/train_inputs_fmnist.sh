@@ -24,20 +24,14 @@ EPS=${EPS:-"[0.05,0.1,0.2,0.3]"}
 RESULTS=${RESULTS:-results/issue16}
 common=(data=fmnist data.image_size=32 classifier=fmnist_a logger=csv)
 
-size() {  # the CPU sizes of issues 3-5's measurements
-  case $1 in
-    vqunet) echo "defense.width=16 defense.lr=0.001" ;;
-    cyclegan*) echo "defense.width=16 defense.disc_width=16" ;;
-    sfl_vae) echo "defense.latent_dim=128" ;;
-  esac
-}
+source scripts/cpu_sizes.sh
 
 [ -f checkpoints/fmnist/32px/fmnist_a.ckpt ] || $PY -m src.train experiment=demo
 for defense in $DEFENSES; do
   for mode in $MODES; do
     [[ $defense == cyclegan_domains && $mode == clean ]] && continue
     name=${defense}_${mode}${SUFFIX}
-    model=("${common[@]}" "defense=$defense" "defense.name=$name" $(size "$defense"))
+    model=("${common[@]}" "defense=$defense" "defense.name=$name" $(cpu_size "$defense"))
     [ -f "checkpoints/fmnist/32px/$name.ckpt" ] || $PY -m src.train "${model[@]}" \
       "defense.train_inputs=$mode" "trainer.max_epochs=$EPOCHS" "data.module.train_limit=$TRAIN_LIMIT"
     $PY -m src.eval "${model[@]}" attack=fgsm threat=classifier "eval.n=$N_CLEAN" "eval.eps=[0]" \

@@ -1,0 +1,9 @@
+# Sourced by the issue-16 measurement scripts: the CPU sizes of issues 3-5's measurements, as
+# the overrides that give one defense that size (printed; empty for a defense at its config's).
+cpu_size() {
+  case $1 in
+    vqunet) echo "defense.width=16 defense.lr=0.001" ;;
+    cyclegan*) echo "defense.width=16 defense.disc_width=16" ;;
+    sfl_vae) echo "defense.latent_dim=128" ;;
+  esac
+}
