@@ -1,8 +1,8 @@
-"""Nothing lost in a refactor: the small grid of tests/grid_regression.py writes the same rows
-and analysis rows as the evaluator did before it was split (tests/golden/).
+"""Nothing lost in a change to the evaluator: the small grid of tests/grid_regression.py writes
+the rows and analysis rows of tests/golden/.
 
-Measured on the machine that wrote them: every cell equal, but PGD's (8 of 36 rows, 47 of 156
-analysis rows), whose random start is drawn from each cell's own seed since issue 14."""
+The models it attacks are the same on every x86 CPU, so what is left to differ is float32
+evaluation's last bits: at most 0.2% in a cell between AVX-512 and AVX2 kernels."""
 
 from __future__ import annotations
 
@@ -18,12 +18,11 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 def same_number(ours: str, golden: str, column: str) -> bool:
-    """Equal on the machine that wrote the golden rows; a CPU with other float kernels trains a
-    slightly different session model, so accuracies may move by a few of the 64 images."""
+    """Within ten times the spread measured across CPU kernels, and one of the 64 images."""
     a, b = float(ours), float(golden)
     if column.endswith("acc"):
-        return abs(a - b) <= 0.1
-    return math.isclose(a, b, rel_tol=0.15, abs_tol=1e-3)
+        return abs(a - b) <= 1 / 64 + 1e-9
+    return math.isclose(a, b, rel_tol=0.02, abs_tol=1e-6)
 
 
 @pytest.mark.parametrize("table", ["results.csv", "vq_analysis.csv"])
@@ -43,4 +42,4 @@ def test_split_evaluator_writes_what_the_old_one_wrote(trained32, tmp_path_facto
                 assert row[column] == value, (column, row, old)
             elif not same_number(row[column], value, column):
                 far.append((column, row[column], value))
-    assert len(far) <= len(golden) // 20, far  # a few cells on another CPU, none on this one
+    assert not far, far
