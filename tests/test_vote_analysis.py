@@ -55,6 +55,11 @@ def test_overlap_rates_follow_the_first_k_voters():
     assert rates["overlap_correct", 3] == pytest.approx(1 / 4)  # all right on {0} of {0, 1, 2, 3}
 
 
+def test_each_voter_accuracy_is_its_own_share_of_right_answers():
+    rates = analysis()
+    assert [rates["voter_accuracy", k] for k in (1, 2, 3)] == pytest.approx([3 / 4, 2 / 4, 3 / 4])
+
+
 def test_the_analysis_leaves_the_defense_draws_untouched():
     defense = VotingDefense("vote", NoDefense(), [Lookup(a) for a in ANSWERS], num_classes=3, draws=1)
     x = torch.arange(4).float().view(4, 1, 1, 1)

@@ -8,7 +8,9 @@ From every voter's prediction on the purified inputs:
 - `overlap_wrong` at k voters: of the inputs at least one of the first k voters gets wrong,
   the share all k get wrong (k = 1..M, in config order). It falls as k grows when the
   voters err on different inputs: the diversity a vote needs;
-- `overlap_correct` at k voters: the same for correct predictions.
+- `overlap_correct` at k voters: the same for correct predictions;
+- `voter_accuracy` at k: the k-th voter's own accuracy (config order), so that the vote stands
+  beside each voter and not only beside their mean (the eval row's `voter_mean_*`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def vote_analysis(
     for k in range(1, len(voting.voters) + 1):
         for metric, hits in (("overlap_wrong", wrong[:, :k]), ("overlap_correct", ~wrong[:, :k])):
             out.append((metric, k, (hits.all(1).sum() / hits.any(1).sum().clamp_min(1)).item()))
+        out.append(("voter_accuracy", k, (~wrong[:, k - 1]).float().mean().item()))
     return out
 
 
