@@ -5,7 +5,8 @@
 # skips models already published and cells already in the results table. SUFFIX=_curve
 # evaluates the models scripts/budget_curve_fmnist.sh trained.
 # Knobs (environment): DEFENSES, MODES, SUFFIX, EPOCHS, TRAIN_LIMIT, N_CLEAN (the clean row),
-# N (classifier threat), N_PIPE (pipeline threat), ATTACKS, EPS, RESULTS. cyclegan_domains
+# N (classifier threat), N_PIPE (pipeline threat), ATTACKS, EPS, RESULTS, EXTRA (overrides of
+# every model, e.g. SUFFIX=_kl0.01 EXTRA=defense.kl_weight=0.01 for a VAE setting). cyclegan_domains
 # (CycleGAN's attacked-to-clean reading) learns from attacked inputs by definition, so it has no
 # clean mode.
 set -euo pipefail
@@ -22,6 +23,7 @@ N_PIPE=${N_PIPE:-200}
 ATTACKS=${ATTACKS:-fgsm,pgd,cw}
 EPS=${EPS:-"[0.05,0.1,0.2,0.3]"}
 RESULTS=${RESULTS:-results/issue16}
+read -r -a extra <<<"${EXTRA:-}"
 common=(data=fmnist data.image_size=32 classifier=fmnist_a logger=csv)
 
 source scripts/cpu_sizes.sh
@@ -31,7 +33,7 @@ for defense in $DEFENSES; do
   for mode in $MODES; do
     [[ $defense == cyclegan_domains && $mode == clean ]] && continue
     name=${defense}_${mode}${SUFFIX}
-    model=("${common[@]}" "defense=$defense" "defense.name=$name" $(cpu_size "$defense"))
+    model=("${common[@]}" "defense=$defense" "defense.name=$name" $(cpu_size "$defense") "${extra[@]}")
     [ -f "checkpoints/fmnist/32px/$name.ckpt" ] || $PY -m src.train "${model[@]}" \
       "defense.train_inputs=$mode" "trainer.max_epochs=$EPOCHS" "data.module.train_limit=$TRAIN_LIMIT"
     $PY -m src.eval "${model[@]}" attack=fgsm threat=classifier "eval.n=$N_CLEAN" "eval.eps=[0]" \
