@@ -6,8 +6,8 @@ Trains SFL-VAE (CPU size: latent 128) once per variant below, each under a name 
 padded 32x32 Fashion-MNIST, and writes one row per variant to <out>/sweep.csv: its overrides,
 the reconstruction MSE per pixel of its best validation epoch and on the test set, and seconds.
 A rerun skips the variants already in the table. Issue 16's target is a val MSE below 0.01; the
-best variant's clean accuracy with a retrained target is then measured with `src.train
-task=retrain defense=sfl_vae defense.name=sfl_vae_sweep_<variant>` and `src.eval retrained=true`.
+best variant is then trained longer, with a retrained target and voters, by
+`LABEL=<variant> SETTING="<its overrides>" scripts/vae_setting_fmnist.sh`.
 """
 
 from __future__ import annotations

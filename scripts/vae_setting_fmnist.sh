@@ -26,7 +26,8 @@ EPS=${EPS:-"[0,0.1,0.3]"}
 RESULTS=${RESULTS:-results/issue16_vae}
 name=sfl_vae_$LABEL
 common=(data=fmnist data.image_size=32 logger=csv "data.module.train_limit=$TRAIN_LIMIT")
-purifier=("${common[@]}" defense=sfl_vae "defense.name=$name" defense.latent_dim=128 "${setting[@]}")
+source scripts/cpu_sizes.sh
+purifier=("${common[@]}" defense=sfl_vae "defense.name=$name" $(cpu_size sfl_vae) "${setting[@]}")
 vote=("${common[@]}" defense=sfl_vae_vote "defense.name=vote_$name" "defense.purifier=$name"
   "defense.voters=[$VOTERS]" "defense.draws=$DRAWS" retrained=true)
 published() { [ -f "checkpoints/fmnist/32px/$1.ckpt" ]; }

@@ -26,7 +26,7 @@ def same_number(ours: str, golden: str, column: str) -> bool:
 
 
 @pytest.mark.parametrize("table", ["results.csv", "vq_analysis.csv"])
-def test_split_evaluator_writes_what_the_old_one_wrote(trained32, tmp_path_factory, table):
+def test_the_grid_writes_the_golden_rows(trained32, tmp_path_factory, table):
     tmp = tmp_path_factory.getbasetemp() / "grid_regression"
     if not (tmp / "results" / "results.csv").exists():
         run_grid(trained32["ckpt"], tmp)
