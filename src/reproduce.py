@@ -358,9 +358,12 @@ def reproduce(
     threads = max(1, torch.get_num_threads() // jobs)
     stopped = "finished"
     try:
-        for wave in waves(work.steps):
+        plan = waves(work.steps)
+        for reached, wave in enumerate(plan, start=1):
             if not run_wave(work, wave, done, tallies, pool, jobs, threads, over):
                 stopped = f"stopped after {budget_minutes:g} minutes; run it again to go on"
+                for index in (i for later in plan[reached:] for i in later):  # not reached: as planned
+                    tallies[work.steps[index].stage].done += done[index]
                 break
     except BaseException as err:  # an error or Ctrl-C: say how far it got, then stop as they do
         show_summary(settled(tallies, work.steps), f"stopped: {type(err).__name__} (see reproduce_log.csv)")

@@ -130,10 +130,15 @@ def test_one_command_runs_its_stages_then_finds_everything_done(tmp_path):
     ckpt = torch.load(files[-1], weights_only=True)
     ckpt["state_dict"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     torch.save(ckpt, files[-1])
+    on_vqunet = [s for s in work.steps if s.entry == "eval" and "defense=vqunet" in s.overrides]
+    ticks = iter(range(0, 10**6, 600))  # stopped by its budget at the first run left to do
+    stopped = reproduce(base, budget_minutes=5, dry_run=False, clock=lambda: next(ticks))
+    assert stopped["retrained"].left == 1 and stopped["purifiers"].left == 0
+    assert stopped["attacks"].left == len(on_vqunet) and stopped["report"].left == 0  # unreached, yet done
+    assert stopped["attacks"].done == first["attacks"].ran - len(on_vqunet)
     third = reproduce(base, budget_minutes=None, dry_run=False)
     assert third["targets"].ran == third["surrogates"].ran == third["purifiers"].ran == 0
     assert third["retrained"].ran == 1 and third["voters"].ran == 0  # voting's purifier is sfl_vae
-    on_vqunet = [s for s in work.steps if s.entry == "eval" and "defense=vqunet" in s.overrides]
     assert third["attacks"].ran == len(on_vqunet) and third["report"].ran == 1
 
 
