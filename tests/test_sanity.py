@@ -9,7 +9,7 @@ from src.defenses.base import Defense
 from src.eval import evaluate
 from src.report import report
 from src.results import COLUMNS
-from src.sanity import sanity_checks
+from src.sanity import Check, sanity_checks
 from tests.conftest import compose_cfg
 
 
@@ -59,6 +59,23 @@ def test_each_violation_is_flagged():
     assert got["whitebox_vs_transfer"] == [False]
     assert got["unbounded_eps"] == [False]
     assert got["more_iterations"] == [False]
+
+
+def test_a_smaller_sample_may_stray_by_chance_but_not_further():
+    """A pipeline cell on the first 100 images against a classifier cell on 1,000: a gap that
+    sampling explains passes (CIFAR-10's near-chance purifiers: 21% against 14.9%), the same gap
+    on the same images fails, and a gap far beyond sampling fails with its allowance named."""
+
+    def adaptive(pipeline: float, n_pipeline: int, classifier: float = 0.149) -> Check:
+        rows = [row("fgsm", 0.01, classifier, n=1000), row("fgsm", 0.01, pipeline, "pipeline", n=n_pipeline)]
+        (check,) = [c for c in sanity_checks(rows) if c.name == "adaptive_vs_classifier"]
+        return check
+
+    assert adaptive(0.21, n_pipeline=100).passed
+    assert not adaptive(0.21, n_pipeline=1000).passed
+    far = adaptive(0.30, n_pipeline=100)
+    assert not far.passed and "n 100 vs 1000" in far.detail
+    assert not adaptive(0.05, n_pipeline=100, classifier=0.0).passed  # nothing strays from 0%
 
 
 def test_iterative_below_single_step_is_information_where_the_attack_is_oblivious():
