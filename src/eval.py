@@ -46,6 +46,7 @@ from src.defenses.base import (
     TrainedPurifier,
     check_images,
     defense_class,
+    fingerprinted,
 )
 from src.device import resolve_device
 from src.errors import AdvPurifyError, build
@@ -481,6 +482,7 @@ def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[in
     settings = {
         key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("attack", "defense", "threat")
     }
+    settings["defense"] = fingerprinted(settings["defense"])
     settings |= {"data": OmegaConf.to_container(cfg.data, resolve=True), "n": cfg.eval.n, "seed": cfg.seed}
     settings |= {"analyses": sorted(cfg.eval.analyses)}  # their rows come with the cell
     files = run_files(cfg, data, classifier, shape)

@@ -27,7 +27,7 @@ from src.checkpoints import publish, read, retrained_name, stable_path, training
 from src.classifiers.module import ClassifierModule
 from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
-from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class
+from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class, fingerprinted
 from src.defenses.vote import tables_path
 from src.device import resolve_device, trainer_devices
 from src.errors import AdvPurifyError, build
@@ -127,6 +127,8 @@ def training_fingerprint(cfg: DictConfig, data: str, shape: tuple[int, ...]) -> 
         "tables": ("classifier", "defense", "retrained"),
     }[cfg.task]
     settings = {key: portable(cfg[key]) for key in ("data", "task", "seed", "trainer", *keys)}
+    if "defense" in settings:
+        settings["defense"] = fingerprinted(settings["defense"])
     return fingerprint(settings, upstream(cfg, data, shape))
 
 

@@ -152,3 +152,54 @@ def test_smoke_fit_on_fashion_mnist_lowers_the_cycle_loss(trained, tmp_path):
     # Table 4.1's unit: per-image sum over 784 pixels on the 0-255 scale.
     assert row["clean_recon_l1_255"] == pytest.approx(255 * 784 * fidelity.item(), rel=0.2)
     assert row["adv_recon_l1_255"] > row["clean_recon_l1_255"]
+
+
+def test_the_identity_term_pulls_each_generator_towards_leaving_its_own_domain_alone():
+    """Without cycle loss, only the identity term ties G_B's output to its input's content: with
+    it, G_B keeps a real image far closer to itself than the GAN loss alone does."""
+    from tests.test_augment import real_images
+
+    x = real_images(64)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, torch.zeros(64).long()), batch_size=16
+    )
+    distance = {}
+    for weight in (0.0, 10.0):
+        pl.seed_everything(0)
+        module = DefenseCycleGAN(
+            name="cyclegan", data="fmnist", input_shape=(1, 28, 28), num_classes=10, width=4,
+            disc_width=4, lr=2e-3, cycle_weight=0.0, identity_weight=weight,
+        )  # fmt: skip
+        trainer = pl.Trainer(
+            max_epochs=12, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, default_root_dir=None,
+        )  # fmt: skip
+        trainer.fit(module, loader)
+        with torch.no_grad():
+            distance[weight] = F.l1_loss(module.g_b.eval()(x), x).item()
+    assert distance[10.0] < 0.5 * distance[0.0]
+
+
+def test_a_setting_added_at_its_earlier_value_leaves_finished_work_done(tmp_path):
+    """identity_weight=0 is what CycleGAN did before the setting existed: models and rows
+    fingerprinted without it stay done; any other value is a different model."""
+    from omegaconf import open_dict
+
+    from src.eval import run_fingerprint
+    from src.train import training_fingerprint
+
+    def stamps(*overrides: str, drop: bool = False) -> tuple[str, str]:
+        train_cfg = compose_cfg("train", ["defense=cyclegan", *overrides], tmp_path)
+        eval_cfg = compose_cfg("eval", ["defense=cyclegan", *overrides], tmp_path)
+        if drop:  # the config as it was before the setting was added
+            for cfg in (train_cfg, eval_cfg):
+                with open_dict(cfg):
+                    del cfg.defense["identity_weight"]
+        shape = (1, 28, 28)
+        return training_fingerprint(train_cfg, "fmnist", shape), run_fingerprint(
+            eval_cfg, "fmnist", "c", shape
+        )[0]
+
+    assert stamps() == stamps(drop=True)
+    changed = stamps("defense.identity_weight=5")
+    assert changed[0] != stamps()[0] and changed[1] != stamps()[1]

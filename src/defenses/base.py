@@ -85,6 +85,10 @@ class Defense(nn.Module):
     stochastic: bool = False
     export_refusal: ClassVar[str] = ""  # why src.export cannot take it out, if it cannot
     analyses: ClassVar[tuple[Analysis, ...]] = ()
+    settings_since: ClassVar[dict[str, Any]] = {}
+    """Settings added after models were trained and evaluated, each with the value that does what
+    the code did before: at that value fingerprints leave it out (`fingerprinted`), so adding an
+    option does not make every finished model and row look undone."""
 
     def purify(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -206,6 +210,13 @@ def defense_class(target: str) -> type[Defense]:
     if not (isinstance(cls, type) and issubclass(cls, Defense)):
         raise AdvPurifyError(f"defense _target_ {target} is not a Defense (src/defenses/base.py)")
     return cls
+
+
+def fingerprinted(settings: dict[str, Any]) -> dict[str, Any]:
+    """A defense config's settings as fingerprints see them: those of `settings_since` at their
+    earlier behaviour's value left out."""
+    since = defense_class(settings["_target_"]).settings_since
+    return {k: v for k, v in settings.items() if not (k in since and v == since[k])}
 
 
 def checked(defense: Defense) -> Defense:

@@ -10,6 +10,11 @@ image domain", so it admits two readings (`domains`, SPEC 3.2 decision; issue 16
   domain, and each cycle returns to its own domain. Purification is G_B alone, the one map
   trained to leave domain A; G_B(G_A(x)) would first push an input into the attacked domain.
 
+`identity_weight` adds CycleGAN's identity term, |G_A(a) - a| + |G_B(b) - b| over real images of
+each generator's output domain. Chapter 4 does not have it, so it is off by default; in the
+`attacked_clean` reading nothing else ties G_B's output to the content of its input, so a map
+that swaps classes satisfies every other loss (issue 16: that reading fell below chance).
+
 GAN training needs two optimizers stepped in turn, so the module optimizes manually: each
 batch makes one generator step on L_G(A) + L_G(B) + lambda * L_cyc, then one discriminator
 step on L_D(A) + L_D(B). `toggle_optimizer` freezes the other side during each backward, so
@@ -19,6 +24,7 @@ a step never writes gradients into the networks it does not update.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +54,7 @@ def lsgan_discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torc
 
 class DefenseCycleGAN(TrainedPurifier):
     gradient = "exact"  # two U-Nets: differentiable end to end
+    settings_since: ClassVar[dict[str, Any]] = {"identity_weight": 0.0}
 
     def __init__(
         self,
@@ -59,6 +66,7 @@ class DefenseCycleGAN(TrainedPurifier):
         disc_width: int = 64,
         disc_layers: int = 3,
         cycle_weight: float = 10.0,
+        identity_weight: float = 0.0,
         lr: float = 2e-4,
         betas: Sequence[float] = (0.5, 0.999),
         decay_from: float = 0.5,
@@ -116,6 +124,10 @@ class DefenseCycleGAN(TrainedPurifier):
             adv_a = lsgan_generator_loss(self.d_a(fake_a))
             adv_b = lsgan_generator_loss(self.d_b(fake_b))
             loss_g = adv_a + adv_b + self.hparams.cycle_weight * cycle
+            if self.hparams.identity_weight:
+                identity = F.l1_loss(self.g_a(domain_a), domain_a) + F.l1_loss(self.g_b(domain_b), domain_b)
+                loss_g = loss_g + self.hparams.identity_weight * identity
+                self.log("train/identity", identity, batch_size=len(x))
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
