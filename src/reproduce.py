@@ -357,15 +357,22 @@ def reproduce(
     pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) if jobs > 1 else InProcess()
     threads = max(1, torch.get_num_threads() // jobs)
     stopped = "finished"
+    plan = waves(work.steps)
+
+    def unreached_as_planned(reached: int) -> None:
+        """A stop before the last wave: the later waves' runs count as the plan found them."""
+        for index in (i for later in plan[reached:] for i in later):
+            tallies[work.steps[index].stage].done += done[index]
+
+    reached = 0
     try:
-        plan = waves(work.steps)
         for reached, wave in enumerate(plan, start=1):
             if not run_wave(work, wave, done, tallies, pool, jobs, threads, over):
                 stopped = f"stopped after {budget_minutes:g} minutes; run it again to go on"
-                for index in (i for later in plan[reached:] for i in later):  # not reached: as planned
-                    tallies[work.steps[index].stage].done += done[index]
+                unreached_as_planned(reached)
                 break
     except BaseException as err:  # an error or Ctrl-C: say how far it got, then stop as they do
+        unreached_as_planned(reached)
         show_summary(settled(tallies, work.steps), f"stopped: {type(err).__name__} (see reproduce_log.csv)")
         raise
     finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from src import reproduce as reproduction
 from src.api import composed
 from src.eval import run_fingerprint
 from src.reproduce import STAGES, Reproduction, reproduce, waves
@@ -106,7 +107,7 @@ def test_every_stage_runs_with_the_surrogates_and_autoattack(tmp_path):
     assert ",transfer," in results and ",autoattack," in results
 
 
-def test_one_command_runs_its_stages_then_finds_everything_done(tmp_path):
+def test_one_command_runs_its_stages_then_finds_everything_done(tmp_path, monkeypatch):
     base = ["experiment=fmnist_smoke", *paths(tmp_path), "logger=none", *SMALL]
     first = reproduce(base, budget_minutes=None, dry_run=False)
     assert all(first[stage].ran > 0 and first[stage].left == 0 for stage in STAGES if stage != "surrogates")
@@ -131,6 +132,14 @@ def test_one_command_runs_its_stages_then_finds_everything_done(tmp_path):
     ckpt["state_dict"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     torch.save(ckpt, files[-1])
     on_vqunet = [s for s in work.steps if s.entry == "eval" and "defense=vqunet" in s.overrides]
+    summaries = []
+    monkeypatch.setattr(reproduction, "show_summary", lambda tallies, _: summaries.append(tallies))
+    with monkeypatch.context() as failing:  # stopped by an error in the first run left to do
+        failing.setattr(reproduction, "job", lambda *_: (_ for _ in ()).throw(RuntimeError("boom")))
+        with pytest.raises(RuntimeError, match="boom"):
+            reproduce(base, budget_minutes=None, dry_run=False)
+    assert summaries[-1]["retrained"].left == 1 and summaries[-1]["report"].left == 0
+    assert summaries[-1]["attacks"].left == len(on_vqunet)  # unreached, yet done
     ticks = iter(range(0, 10**6, 600))  # stopped by its budget at the first run left to do
     stopped = reproduce(base, budget_minutes=5, dry_run=False, clock=lambda: next(ticks))
     assert stopped["retrained"].left == 1 and stopped["purifiers"].left == 0
