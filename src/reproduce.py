@@ -415,6 +415,11 @@ def run_wave(
             if over():
                 in_budget = False
                 break
+            if conf_digest() != work.conf:  # later runs would compose configs the plan never saw
+                failure = AdvPurifyError(
+                    "conf/ changed while this reproduction ran: run it again to plan with conf/ as it is now"
+                )
+                break
             step = work.steps[queue.popleft()]
             console.rule(f"[bold]{step.stage}[/]: {step.entry} {step.label}")
             began = time.monotonic()

@@ -203,6 +203,21 @@ def test_a_budget_stops_before_the_next_run_and_says_what_is_left(tmp_path):
     assert sum(t.left for t in tallies.values()) == len(Reproduction(base).steps)
 
 
+def test_a_change_to_conf_during_a_run_stops_it_before_the_next_run(tmp_path, monkeypatch):
+    """A config edited mid-run would be composed by the later runs only, beside a plan (and
+    already-imported code) made from the old one; the run stops instead, and a rerun replans."""
+    from src.errors import AdvPurifyError
+
+    base = ["experiment=fmnist_smoke", *paths(tmp_path), "logger=none", *SMALL]
+    started = []
+    monkeypatch.setattr(reproduction, "job", lambda _base, step, _threads: started.append(step))
+    digests = iter(["before"] * 2 + ["edited"] * 10**3)  # the plan's, the first run's, then edited
+    monkeypatch.setattr(reproduction, "conf_digest", lambda: next(digests))
+    with pytest.raises(AdvPurifyError, match=r"conf/ changed while this reproduction ran: run it again"):
+        reproduce(base, budget_minutes=None, dry_run=False)
+    assert len(started) == 1
+
+
 def test_the_script_refuses_a_dataset_or_size_it_does_not_have():
     for args in (["mnist"], ["fmnist", "huge"], []):
         run = subprocess.run(
