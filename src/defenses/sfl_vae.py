@@ -39,7 +39,7 @@ class SFLVAE(TrainedPurifier):
         decoder_width: int = 256,
         prior_std: float = 1.0,
         rec_weight: float = 1.0,
-        kl_weight: float = 1.0,
+        kl_weight: float = 0.01,
         sfl_weight: float = 1.0,
         sfl_sigmas: Sequence[float] = (1.0,),
         sfl_scale_weights: Sequence[float] | None = None,
