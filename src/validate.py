@@ -82,6 +82,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
             "kl_weight",
             "sfl_weight",
             "cycle_weight",
+            "identity_weight",
             "gp_weight",
             "alpha",
             "beta",

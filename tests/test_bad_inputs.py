@@ -336,6 +336,7 @@ def test_every_bad_eval_setting_stops_at_startup_and_writes_nothing(trained, tmp
         (["defense=vqunet", "defense.width=0"], r"defense\.width=0"),
         (["defense=sfl_vae", "defense.kl_weight=-1"], r"defense\.kl_weight=-1"),
         (["defense=sfl_vae", "defense.rec_weight=-1"], r"defense\.rec_weight=-1"),
+        (["defense=cyclegan", "defense.identity_weight=-1"], r"defense\.identity_weight=-1"),
         (["defense=sfl_vae", "defense.decoder_width=0"], r"defense\.decoder_width=0"),
         (["logger=wandb", "logger.wandb.mode=onlin"], r"logger\.wandb\.mode='onlin': choose one of"),
         (["defense=vqunet", "defense.ema_omega=1.5"], r"defense\.ema_omega=1\.5"),
