@@ -43,7 +43,7 @@ from src.eval import evaluate, grid_state
 from src.provenance import git_commit
 from src.report import report
 from src.results import append_rows, content_digest, fingerprint, read_rows
-from src.train import interrupted, train, training_state
+from src.train import interrupted, superseded, train, training_state
 from src.validate import validate
 
 STAGES = ("targets", "surrogates", "purifiers", "retrained", "voters", "attacks", "report")
@@ -300,6 +300,13 @@ class Reproduction:
             self.remember(step, files, stamp=stamp, eps=eps_grid)
         return done
 
+    def superseded(self, done: list[bool]) -> list[str]:
+        """The published models that runs still to do would replace though trained otherwise
+        (a default changed since): each run would refuse on reaching it, so they are named
+        together before anything starts."""
+        todo = [s for s, d in zip(self.steps, done, strict=True) if s.entry == "train" and not d]
+        return [found for step in todo if (found := superseded(self.composed(step)))]
+
     def report(self) -> None:
         published = OmegaConf.to_container(composed("report", []).published, resolve=True)
         report(self.cfg.paths.results_file, self.cfg.paths.report_dir, published)
@@ -345,6 +352,15 @@ def reproduce(
     done = [work.is_done(step) for step in work.steps]
     work.save_memo()
     show_plan(work.steps, done, work.cfg.reproduce.name)
+    stale = work.superseded(done)
+    if stale and not dry_run:
+        raise AdvPurifyError(
+            f"{len(stale)} published model(s) were trained with other settings than this plan's, "
+            f"and its runs would refuse to replace them: {'; '.join(stale)}: move them away "
+            "(into a folder of your own), then run it again"
+        )
+    for found in stale:
+        console.print(f"[yellow]trained with other settings; move it away before a real run:[/] {found}")
     tallies = {stage: Tally() for stage in STAGES}
     if dry_run:
         for step, finished in zip(work.steps, done, strict=True):

@@ -217,28 +217,44 @@ def defaults(cls: type) -> dict[str, Any]:
     return found
 
 
-def require_same_settings(dest: Path, module: pl.LightningModule) -> None:
-    """Refuse, before any training, to replace a published model trained with other settings:
-    retraining a model as it was replaces it; one trained otherwise needs a name of its own."""
+def changed_settings(dest: Path, module: pl.LightningModule) -> str | None:
+    """How the model published at dest was trained otherwise than module would be (None when
+    it was not, or nothing is there): retraining a model as it was may replace it, a model
+    trained otherwise may not."""
     if not dest.exists():
-        return
+        return None
     # a setting added since that model was trained held its default there
     effective = getattr(module, "effective", lambda hparams: hparams)
     held = plain(effective(defaults(type(module)) | (read(dest, module.kind).get("hyper_parameters") or {})))
     new = plain(effective(dict(module.hparams)))
     changed = sorted(k for k in set(held) | set(new) if held.get(k) != new.get(k))
-    if changed:
-        both = [k for k in changed if k in held and k in new]
-        what = "; ".join([f"{k}: {str(held[k])[:60]} -> {str(new[k])[:60]}" for k in both[:3]])
-        what += (
-            "; only one has " + ", ".join(k for k in changed if k not in both)
-            if len(both) < len(changed)
-            else ""
-        )
+    if not changed:
+        return None
+    both = [k for k in changed if k in held and k in new]
+    what = "; ".join([f"{k}: {str(held[k])[:60]} -> {str(new[k])[:60]}" for k in both[:3]])
+    only = [k for k in changed if k not in both]
+    return what + ("; only one has " + ", ".join(only) if only else "")
+
+
+def require_same_settings(dest: Path, module: pl.LightningModule) -> None:
+    """Refuse, before any training, to replace a published model trained with other settings."""
+    what = changed_settings(dest, module)
+    if what is not None:
         raise AdvPurifyError(
             f"{dest} holds a {module.hparams.name} trained with other settings ({what}): give this one "
             f"a name of its own ({module.kind}.name=<name>) to keep both, or move that file away"
         )
+
+
+def superseded(cfg: DictConfig) -> str | None:
+    """'<published model> (<what changed>)' when training cfg would be refused for replacing a
+    model trained with other settings; found without training, so a plan can name them all."""
+    if cfg.task == "tables":
+        return None
+    datamodule = build(cfg.data.module)
+    dest = published_path(cfg, datamodule.name, datamodule.input_shape)
+    what = changed_settings(dest, build_module(cfg, datamodule))
+    return None if what is None else f"{dest} ({what})"
 
 
 def train(cfg: DictConfig) -> dict[str, float | str]:

@@ -12,6 +12,7 @@ import torch
 
 from src import reproduce as reproduction
 from src.api import composed
+from src.errors import AdvPurifyError
 from src.eval import run_fingerprint
 from src.reproduce import STAGES, Reproduction, reproduce, waves
 from src.results import read_rows
@@ -150,6 +151,29 @@ def test_one_command_runs_its_stages_then_finds_everything_done(tmp_path, monkey
     assert third["retrained"].ran == 1 and third["voters"].ran == 0  # voting's purifier is sfl_vae
     assert third["attacks"].ran == len(on_vqunet) and third["report"].ran == 1
 
+    # two defaults changed since the purifiers were published (as an older trained them): the
+    # plan names both before any run, not one refusal per start, and moving them away is the fix
+    stale = []
+    for label, setting in [("defense=vqunet", "beta"), ("defense=sfl_vae", "kl_weight")]:
+        _, files = training_state(work.composed(next(s for s in work.steps if s.label == label)))
+        ckpt = torch.load(files[-1], weights_only=True)
+        ckpt["hyper_parameters"][setting] = 7.0
+        ckpt["advpurify"]["training"] = "an older training"
+        torch.save(ckpt, files[-1])
+        stale.append(files[-1])
+    started = []
+    monkeypatch.setattr(reproduction, "job", lambda _base, step, _threads: started.append(step))
+    refusal = r"^2 published model\(s\) were trained with other settings"
+    with pytest.raises(AdvPurifyError, match=refusal) as err:
+        reproduce(base, budget_minutes=None, dry_run=False)
+    assert f"{stale[0]} (beta: 7.0 -> 1.0)" in str(err.value) and "kl_weight: 7.0 -> " in str(err.value)
+    assert started == [] and "\n" not in str(err.value)
+    (tmp_path / "superseded").mkdir()
+    for path in stale:
+        path.rename(tmp_path / "superseded" / path.name)
+    after = Reproduction(base)
+    assert after.superseded([after.is_done(step) for step in after.steps]) == []
+
 
 def test_runs_go_in_waves_of_one_stage_and_the_tables_wait_for_their_voters():
     _, steps = steps_of("fmnist_smoke")
@@ -206,8 +230,6 @@ def test_a_budget_stops_before_the_next_run_and_says_what_is_left(tmp_path):
 def test_a_change_to_conf_during_a_run_stops_it_before_the_next_run(tmp_path, monkeypatch):
     """A config edited mid-run would be composed by the later runs only, beside a plan (and
     already-imported code) made from the old one; the run stops instead, and a rerun replans."""
-    from src.errors import AdvPurifyError
-
     base = ["experiment=fmnist_smoke", *paths(tmp_path), "logger=none", *SMALL]
     started = []
     monkeypatch.setattr(reproduction, "job", lambda _base, step, _threads: started.append(step))
