@@ -7,8 +7,10 @@
 # clean and under FGSM/PGD, under the classifier-only and the adaptive threat. A rerun skips
 # the models already published and the cells already in the results table.
 # Knobs (environment): LABEL, SETTING (the setting's overrides), EPOCHS, TRAIN_LIMIT,
-# TARGET_EPOCHS, VOTERS (comma-separated classifier configs), DRAWS, VOTER_EPOCHS, N (clean and
-# classifier threat), N_PIPE (pipeline threat), EPS, RESULTS.
+# TARGET_EPOCHS, VOTERS (comma-separated classifier configs), DRAWS, VOTER_EPOCHS, VOTER_LIMIT
+# (the voters' training images), VOTER_SUFFIX (voters named <voter><suffix>, so that longer-trained
+# voters stand beside the first ones), N (clean and classifier threat), N_PIPE (pipeline threat),
+# EPS, RESULTS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -20,6 +22,8 @@ TARGET_EPOCHS=${TARGET_EPOCHS:-5}
 VOTERS=${VOTERS:-fmnist_b,fmnist_c,resnet20}
 DRAWS=${DRAWS:-3}
 VOTER_EPOCHS=${VOTER_EPOCHS:-5}
+VOTER_LIMIT=${VOTER_LIMIT:-$TRAIN_LIMIT}
+VOTER_SUFFIX=${VOTER_SUFFIX:-}
 N=${N:-1000}
 N_PIPE=${N_PIPE:-200}
 EPS=${EPS:-"[0,0.1,0.3]"}
@@ -28,8 +32,10 @@ name=sfl_vae_$LABEL
 common=(data=fmnist data.image_size=32 logger=csv "data.module.train_limit=$TRAIN_LIMIT")
 source scripts/cpu_sizes.sh
 purifier=("${common[@]}" defense=sfl_vae "defense.name=$name" $(cpu_size sfl_vae) "${setting[@]}")
-vote=("${common[@]}" defense=sfl_vae_vote "defense.name=vote_$name" "defense.purifier=$name"
-  "defense.voters=[$VOTERS]" "defense.draws=$DRAWS" retrained=true)
+IFS=, read -r -a voters <<<"$VOTERS"
+named=$(IFS=,; echo "${voters[*]/%/$VOTER_SUFFIX}")
+vote=("${common[@]}" defense=sfl_vae_vote "defense.name=vote_$name$VOTER_SUFFIX" "defense.purifier=$name"
+  "defense.voters=[$named]" "defense.draws=$DRAWS" retrained=true)
 published() { [ -f "checkpoints/fmnist/32px/$1.ckpt" ]; }
 
 published fmnist_a || $PY -m src.train experiment=demo
@@ -41,12 +47,13 @@ for retrained in false true; do
     "paths.results_dir=$RESULTS"
 done
 
-IFS=, read -r -a voters <<<"$VOTERS"
+voter_data=("${purifier[@]/#data.module.train_limit=*/data.module.train_limit=$VOTER_LIMIT}")
 for voter in "${voters[@]}"; do
-  published "$voter+$name" || $PY -m src.train "${purifier[@]}" task=retrain "classifier=$voter" \
-    data/augment=voter "trainer.max_epochs=$VOTER_EPOCHS"
+  published "$voter$VOTER_SUFFIX+$name" || $PY -m src.train "${voter_data[@]}" task=retrain \
+    "classifier=$voter" "classifier.name=$voter$VOTER_SUFFIX" data/augment=voter \
+    "trainer.max_epochs=$VOTER_EPOCHS"
 done
-tables=checkpoints/fmnist/32px/vote_$name-tables-*.ckpt
+tables=checkpoints/fmnist/32px/vote_$name$VOTER_SUFFIX-tables-*.ckpt
 compgen -G "$tables" >/dev/null || $PY -m src.train "${vote[@]}" task=tables
 $PY -m src.eval -m "${vote[@]}" attack=fgsm,pgd threat=classifier "eval.n=$N" "eval.eps=$EPS" \
   "eval.analyses=[vote_analysis]" "paths.results_dir=$RESULTS"
