@@ -253,6 +253,8 @@ def superseded(cfg: DictConfig) -> str | None:
         return None
     datamodule = build(cfg.data.module)
     dest = published_path(cfg, datamodule.name, datamodule.input_shape)
+    if not dest.exists():  # nothing to replace: spare building the model
+        return None
     what = changed_settings(dest, build_module(cfg, datamodule))
     return None if what is None else f"{dest} ({what})"
 
