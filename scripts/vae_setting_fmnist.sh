@@ -9,8 +9,8 @@
 # Knobs (environment): LABEL, SETTING (the setting's overrides), EPOCHS, TRAIN_LIMIT,
 # TARGET_EPOCHS, VOTERS (comma-separated classifier configs), DRAWS, VOTER_EPOCHS, VOTER_LIMIT
 # (the voters' training images), VOTER_SUFFIX (voters named <voter><suffix>, so that longer-trained
-# voters stand beside the first ones), N (clean and classifier threat), N_PIPE (pipeline threat),
-# EPS, RESULTS.
+# voters stand beside the first ones), VOTER_AUGMENT (their data/augment config, chapter 4's `voter`
+# unless set; empty for none), N (clean and classifier threat), N_PIPE (pipeline threat), EPS, RESULTS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -24,6 +24,7 @@ DRAWS=${DRAWS:-3}
 VOTER_EPOCHS=${VOTER_EPOCHS:-5}
 VOTER_LIMIT=${VOTER_LIMIT:-$TRAIN_LIMIT}
 VOTER_SUFFIX=${VOTER_SUFFIX:-}
+VOTER_AUGMENT=${VOTER_AUGMENT-voter}
 N=${N:-1000}
 N_PIPE=${N_PIPE:-200}
 EPS=${EPS:-"[0,0.1,0.3]"}
@@ -48,9 +49,10 @@ for retrained in false true; do
 done
 
 voter_data=("${purifier[@]/#data.module.train_limit=*/data.module.train_limit=$VOTER_LIMIT}")
+[ -z "$VOTER_AUGMENT" ] || voter_data+=("data/augment=$VOTER_AUGMENT")
 for voter in "${voters[@]}"; do
   published "$voter$VOTER_SUFFIX+$name" || $PY -m src.train "${voter_data[@]}" task=retrain \
-    "classifier=$voter" "classifier.name=$voter$VOTER_SUFFIX" data/augment=voter \
+    "classifier=$voter" "classifier.name=$voter$VOTER_SUFFIX" \
     "trainer.max_epochs=$VOTER_EPOCHS"
 done
 tables=checkpoints/fmnist/32px/vote_$name$VOTER_SUFFIX-tables-*.ckpt
