@@ -3,9 +3,11 @@
 For each dataset and defense, the published clean accuracy (Table 5.1) and the published claim
 under attack stand beside ours under each threat model. Ours under attack is the statistic the
 claim speaks of, over the claim's attacks and 0 < eps <= max_eps: an `at_least` claim gets our
-lowest accuracy, a `below` claim the highest of our per-attack lows. A claim is judged only
-where every one of its attacks was run under that threat; otherwise the cell says what is
-missing, since a verdict on half the attacks would flatter the defense.
+lowest accuracy, a `below` claim the highest of our per-attack lows. Where some of a claim's
+attacks were not run under that threat, only a failure is a verdict: more attacks can only
+lower an `at_least` claim's low and raise a `below` claim's high, so a claim that fails on
+some of its attacks fails on all of them, while one that holds on some would be flattered by
+the missing ones, and the cell says what is missing instead.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def judge(rows: list[dict[str, str]], claim: dict[str, Any], max_eps: float) -> 
             if row["attack"] not in lows or accuracy < lows[row["attack"]][0]:
                 lows[row["attack"]] = (accuracy, eps)
     missing = [attack for attack in claim["attacks"] if attack not in lows]
-    if missing:
+    if not lows:
         return "needs " + ", ".join(missing)
     if "at_least" in claim:
         attack, (accuracy, eps) = min(lows.items(), key=lambda kv: kv[1][0])
@@ -41,7 +43,10 @@ def judge(rows: list[dict[str, str]], claim: dict[str, Any], max_eps: float) -> 
     else:
         attack, (accuracy, eps) = max(lows.items(), key=lambda kv: kv[1][0])
         holds = accuracy < claim["below"]
-    return f"{accuracy:.1f} ({attack} {eps:g}) {'holds' if holds else '**fails**'}"
+    if missing and holds:
+        return "needs " + ", ".join(missing)
+    not_run = f" ({', '.join(missing)} not run)" if missing else ""
+    return f"{accuracy:.1f} ({attack} {eps:g}) {'holds' if holds else '**fails**'}{not_run}"
 
 
 def reproduction_tables(rows: list[dict[str, str]], published: dict[str, Any]) -> list[str]:

@@ -89,8 +89,10 @@ def test_reproduction_tables_judge_each_claim_per_threat(tmp_path, published):
     rows = [row("vqunet", a, e, 0.95) for a, e in grid]
     rows.append(row("vqunet", "pgd", 0.3, 0.85))  # the lowest: the claim (>= 90) fails there
     rows.append(row("vqunet", "fgsm", 0.5, 0.01))  # beyond max_eps: not the claim's range
-    rows += [{**row("vqunet", "fgsm", 0.1, 0.2), "threat": "pipeline"}]  # one attack only
+    rows += [{**row("vqunet", "fgsm", 0.1, 0.2), "threat": "pipeline"}]  # one attack: fails already
+    rows += [{**row("vqunet", "pgd", 0.1, 0.95), "threat": "transfer"}]  # one attack: holds so far
     rows += [{**row("none", a, e, 0.3 if e < 0.3 else 0.05), "purified_clean_acc": 0.91} for a, e in grid]
+    rows += [{**row("none", "fgsm", 0.3, 0.5), "threat": "pipeline"}]  # a `below` claim failing on one attack
     append_rows(results, rows)
     text = report(results, tmp_path / "out", published=published).read_text()
     table = text[text.index("### fmnist") :]
@@ -99,10 +101,11 @@ def test_reproduction_tables_judge_each_claim_per_threat(tmp_path, published):
     assert cells[2:5] == ["93.39", "90.00", ">= 90 under fgsm, bim, pgd, cw"]
     assert cells[5] == "85.0 (pgd 0.3) **fails**"
     assert cells[6] == "-"  # paper not run
-    assert cells[7] == "needs bim, pgd, cw"
-    assert cells[8] == "-"  # transfer not run
+    assert cells[7] == "20.0 (fgsm 0.1) **fails** (bim, pgd, cw not run)"  # more attacks cannot save it
+    assert cells[8] == "needs fgsm, bim, cw"  # holding on pgd alone is no verdict
     none = next(line for line in table.splitlines() if line.startswith("| none | fmnist_a"))
     assert "91.00" in none and "5.0 (" in none and "holds" in none
+    assert "| 50.0 (fgsm 0.3) **fails** (bim, pgd, cw not run) |" in none
     assert "| cyclegan | - | 93.13 | not run |" in table  # published, not run here: still listed
     assert "### cifar10" in text
 
