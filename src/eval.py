@@ -49,7 +49,7 @@ from src.defenses.base import (
     fingerprinted,
 )
 from src.device import resolve_device
-from src.errors import AdvPurifyError, build
+from src.errors import AdvPurifyError, OutOfTime, build
 from src.grids import grid_images, grid_path, grid_title, save_grid
 from src.loggers import build_loggers, close_loggers, log_grid, log_results
 from src.provenance import git_commit
@@ -354,7 +354,9 @@ def write(
         write_layout(path.with_suffix(".layout.json"), analysis.layout())
 
 
-def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
+def evaluate(cfg: DictConfig, deadline: float | None = None) -> list[dict[str, Any]]:
+    """The run's grid, each cell written as soon as it is measured. With a `deadline` (a
+    `time.time()`), no cell starts after it: OutOfTime, with the finished cells kept."""
     validate(cfg)
     norm = parse_norm(cfg.attack.norm)
     eps_grid = validate_eps(cfg.eval.eps, norm)
@@ -370,7 +372,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     # the same cells started twice at once: the second waits, then finds them done
     with locked(Path(cfg.paths.results_dir) / ".running" / stamp):
         todo = plan(cfg, stamp, models, eps_grid)
-        rows = compute(cfg, datamodule, name, device, crafter, todo) if todo.todo else []
+        rows = compute(cfg, datamodule, name, device, crafter, todo, deadline) if todo.todo else []
     fresh = {row["eps"]: row for row in rows}
     rows = [fresh[eps] if eps in fresh else todo.done[eps] for eps in eps_grid]
     print_rows(rows)
@@ -394,14 +396,19 @@ def compute(
     device: torch.device,
     crafter: Crafter,
     todo: Plan,
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The planned cells, each written as soon as it is measured."""
+    """The planned cells, each written as soon as it is measured, none started after `deadline`."""
     rows: list[dict[str, Any]] = []
     loaded = load(cfg, datamodule, name, device)
     base = clean_columns(cfg, loaded, datamodule.name, name, todo)
     loggers = build_loggers(cfg)
     iterations = cfg.attack.get("max_iter", 1)
     for step, eps in enumerate(todo.todo):
+        if past(deadline):
+            close_loggers(loggers)
+            left = ", ".join(f"{e:g}" for e in todo.todo[step:])
+            raise OutOfTime(f"out of time before eps {left}: {step} of {len(todo.todo)} cells written")
         row, x_adv = measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)
         picture = grid_images(loaded.defense, loaded.x, x_adv) if eps > 0 else None
         write(cfg, loaded, todo.analyses, row, x_adv, picture)
@@ -417,6 +424,11 @@ def compute(
     log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
     close_loggers(loggers)
     return rows
+
+
+def past(deadline: float | None) -> bool:
+    """Whether a run's deadline (a `time.time()`) has come."""
+    return deadline is not None and time.time() >= deadline
 
 
 def scores_under_attack(

@@ -38,7 +38,7 @@ from rich.table import Table
 
 from src.api import CONF_DIR, composed
 from src.console import console, user_errors
-from src.errors import AdvPurifyError
+from src.errors import AdvPurifyError, OutOfTime
 from src.eval import evaluate, grid_state
 from src.provenance import git_commit
 from src.report import report
@@ -160,11 +160,13 @@ def conf_digest() -> str:
     return digest.hexdigest()
 
 
-def execute(base: list[str], step: Step) -> None:
-    """One train or eval run, composed as its command line would be."""
+def execute(base: list[str], step: Step, deadline: float | None = None) -> None:
+    """One train or eval run, composed as its command line would be. An eval starts no cell
+    after `deadline`; a training runs to its end (its epochs are short beside a grid cell's
+    attack through a searching purifier)."""
     cfg = composed(step.entry, [*base, *step.overrides])
     if step.entry == "eval":
-        evaluate(cfg)
+        evaluate(cfg, deadline)
     elif interrupted(cfg):
         console.print(f"[yellow]continuing an interrupted training[/] {step.label}")
         train(composed("train", [*base, *step.overrides, "resume=true"]))
@@ -172,11 +174,11 @@ def execute(base: list[str], step: Step) -> None:
         train(cfg)
 
 
-def job(base: list[str], step: Step, threads: int) -> None:
+def job(base: list[str], step: Step, threads: int, deadline: float | None) -> None:
     """A parallel run (a fresh process): its share of the CPU threads, so N jobs do not
     oversubscribe the cores, then the run."""
     torch.set_num_threads(threads)
-    execute(base, step)
+    execute(base, step, deadline)
 
 
 class InProcess:
@@ -346,8 +348,9 @@ def reproduce(
     jobs: int = 1,
 ) -> dict[str, Tally]:
     """Run what is left of the plan in order, up to `jobs` runs of a stage at once; start no
-    run once `budget_minutes` are spent."""
+    run, and no eval cell within a run, once `budget_minutes` are spent."""
     start = clock()
+    deadline = None if budget_minutes is None else time.time() + 60 * budget_minutes
     work = Reproduction(base)
     done = [work.is_done(step) for step in work.steps]
     work.save_memo()
@@ -383,7 +386,7 @@ def reproduce(
     reached = 0
     try:
         for reached, wave in enumerate(plan, start=1):
-            if not run_wave(work, wave, done, tallies, pool, jobs, threads, over):
+            if not run_wave(work, wave, done, tallies, pool, jobs, threads, deadline, over):
                 stopped = f"stopped after {budget_minutes:g} minutes; run it again to go on"
                 unreached_as_planned(reached)
                 break
@@ -413,10 +416,12 @@ def run_wave(
     pool: ProcessPoolExecutor | InProcess,
     jobs: int,
     threads: int,
+    deadline: float | None,
     over: Callable[[], bool],
 ) -> bool:
-    """Run one wave's unfinished runs, `jobs` at a time; False when the budget stopped it. A
-    failed run stops new ones; those already going end and are kept, then the error is raised."""
+    """Run one wave's unfinished runs, `jobs` at a time; False when the budget stopped it
+    (before a run, or a run at its `deadline`). A failed run stops new ones; those already
+    going end and are kept, then the error is raised."""
     queue: deque[int] = deque()
     for index in wave:
         if done[index] and work.is_done(work.steps[index]):  # again: a run upstream may have undone it
@@ -443,7 +448,7 @@ def run_wave(
                 if step.entry == "report":
                     future = InProcess().submit(work.report)
                 else:
-                    future = pool.submit(job, work.base, step, threads)
+                    future = pool.submit(job, work.base, step, threads, deadline)
             except BaseException as err:  # Ctrl-C in a run of this process
                 work.log(step, time.monotonic() - began, f"stopped: {type(err).__name__}")
                 raise
@@ -459,6 +464,11 @@ def run_wave(
         for future in ended:
             step, began = running.pop(future)
             seconds = time.monotonic() - began
+            if isinstance(future.exception(), OutOfTime):  # its finished cells are kept
+                work.log(step, seconds, "stopped: out of time")
+                console.print(f"[yellow]{step.label}[/]: {future.exception()}")
+                in_budget = False
+                continue
             if future.exception() is not None:
                 work.log(step, seconds, f"stopped: {type(future.exception()).__name__}")
                 failure = failure or future.exception()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from src import eval as reproduction_eval
 from src import reproduce as reproduction
 from src.api import composed
 from src.errors import AdvPurifyError
@@ -162,7 +163,7 @@ def test_one_command_runs_its_stages_then_finds_everything_done(tmp_path, monkey
         torch.save(ckpt, files[-1])
         stale.append(files[-1])
     started = []
-    monkeypatch.setattr(reproduction, "job", lambda _base, step, _threads: started.append(step))
+    monkeypatch.setattr(reproduction, "job", lambda _base, step, _threads, _deadline: started.append(step))
     refusal = r"^2 published model\(s\) were trained with other settings"
     with pytest.raises(AdvPurifyError, match=refusal) as err:
         reproduce(base, budget_minutes=None, dry_run=False)
@@ -227,12 +228,41 @@ def test_a_budget_stops_before_the_next_run_and_says_what_is_left(tmp_path):
     assert sum(t.left for t in tallies.values()) == len(Reproduction(base).steps)
 
 
+def test_a_budget_stops_a_grid_between_its_cells_and_the_next_run_goes_on(tmp_path, monkeypatch):
+    """A long cell (Defense-GAN's adaptive PGD on a CPU: an hour per eps) would overrun the
+    budget by hours if it were checked between runs only: an eval starts no eps after the
+    deadline, keeps the ones written, and the rerun does exactly the rest."""
+    one_target = [o for o in TWO_TARGETS if not o.startswith(("reproduce.targets=", "reproduce.eps="))]
+    base = ["experiment=fmnist_smoke", *paths(tmp_path), "logger=none", *one_target]
+    base += ["reproduce.targets=[fmnist_a]", "reproduce.eps=[0.05,0.1]"]
+    results = tmp_path / "results" / "results.csv"
+
+    def eps_written() -> list[float]:
+        rows = read_rows(results) if results.exists() else []
+        return [float(r["eps"]) for r in rows if r["attack"] == "fgsm"]
+
+    # the deadline comes once the clean row and the grid's first eps are written
+    monkeypatch.setattr(reproduction_eval, "past", lambda when: when is not None and len(eps_written()) >= 2)
+    stopped = reproduce(base, budget_minutes=60, dry_run=False)
+    assert stopped["targets"].ran == 1 and stopped["attacks"].ran == 1  # the clean row
+    assert stopped["attacks"].left == 1 and stopped["report"].left == 1
+    assert eps_written() == [0.0, 0.05]
+    log = read_rows(tmp_path / "results" / "reproduce_log.csv")
+    assert log[-1]["outcome"] == "stopped: out of time" and "eval.eps=[0.05,0.1]" in log[-1]["run"]
+
+    monkeypatch.undo()
+    assert not reproduction_eval.past(None) and reproduction_eval.past(time.time() - 1)
+    rest = reproduce(base, budget_minutes=60, dry_run=False)
+    assert rest["attacks"].ran == 1 and rest["attacks"].done == 1 and rest["report"].ran == 1
+    assert eps_written() == [0.0, 0.05, 0.1]  # 0.05 kept, not redone
+
+
 def test_a_change_to_conf_during_a_run_stops_it_before_the_next_run(tmp_path, monkeypatch):
     """A config edited mid-run would be composed by the later runs only, beside a plan (and
     already-imported code) made from the old one; the run stops instead, and a rerun replans."""
     base = ["experiment=fmnist_smoke", *paths(tmp_path), "logger=none", *SMALL]
     started = []
-    monkeypatch.setattr(reproduction, "job", lambda _base, step, _threads: started.append(step))
+    monkeypatch.setattr(reproduction, "job", lambda _base, step, _threads, _deadline: started.append(step))
     digests = iter(["before"] * 2 + ["edited"] * 10**3)  # the plan's, the first run's, then edited
     monkeypatch.setattr(reproduction, "conf_digest", lambda: next(digests))
     with pytest.raises(AdvPurifyError, match=r"conf/ changed while this reproduction ran: run it again"):
