@@ -9,11 +9,6 @@ class AdvPurifyError(Exception):
     """A bad input the user can fix: the message says what to change."""
 
 
-class OutOfTime(Exception):
-    """A run stopped at its deadline between two finished pieces of work (src.reproduce's
-    budget): what it finished is kept, and the next run goes on from there."""
-
-
 def user_error_in(err: BaseException) -> AdvPurifyError | None:
     """The AdvPurifyError behind `err`, if any: Hydra wraps what a config's target raises."""
     seen: BaseException | None = err

@@ -38,6 +38,7 @@ from src.attacks.base import Attack, attack_class
 from src.checkpoints import stable_path
 from src.console import console, image_progress, print_config, user_errors
 from src.data.base import ImageDataModule
+from src.deadline import OutOfTime, past
 from src.defenses.base import (
     Analysis,
     CompositeDefense,
@@ -49,7 +50,7 @@ from src.defenses.base import (
     fingerprinted,
 )
 from src.device import resolve_device
-from src.errors import AdvPurifyError, OutOfTime, build
+from src.errors import AdvPurifyError, build
 from src.grids import grid_images, grid_path, grid_title, save_grid
 from src.loggers import build_loggers, close_loggers, log_grid, log_results
 from src.provenance import git_commit
@@ -426,11 +427,6 @@ def compute(
     return rows
 
 
-def past(deadline: float | None) -> bool:
-    """Whether a run's deadline (a `time.time()`) has come."""
-    return deadline is not None and time.time() >= deadline
-
-
 def scores_under_attack(
     classifier: nn.Module,
     defense: Defense,
@@ -484,6 +480,8 @@ def crafting_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tup
     if not get_class(cfg.threat._target_).oblivious:
         return None
     settings = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("attack", "threat", "data")}
+    if white_box_name(cfg, classifier) == classifier:  # the white-box choice picks nothing here: every
+        settings["threat"].pop("white_box", None)  # defense's cell shares the images (one PGD crafting)
     settings |= {"n": cfg.eval.n, "seed": cfg.seed, "classifier": classifier}
     return fingerprint(settings, crafting_files(cfg, data, classifier, shape))
 

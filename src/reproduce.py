@@ -38,7 +38,8 @@ from rich.table import Table
 
 from src.api import CONF_DIR, composed
 from src.console import console, user_errors
-from src.errors import AdvPurifyError, OutOfTime
+from src.deadline import OutOfTime
+from src.errors import AdvPurifyError
 from src.eval import evaluate, grid_state
 from src.provenance import git_commit
 from src.report import report
@@ -161,17 +162,16 @@ def conf_digest() -> str:
 
 
 def execute(base: list[str], step: Step, deadline: float | None = None) -> None:
-    """One train or eval run, composed as its command line would be. An eval starts no cell
-    after `deadline`; a training runs to its end (its epochs are short beside a grid cell's
-    attack through a searching purifier)."""
+    """One train or eval run, composed as its command line would be, stopped at `deadline`
+    (src.deadline)."""
     cfg = composed(step.entry, [*base, *step.overrides])
     if step.entry == "eval":
         evaluate(cfg, deadline)
     elif interrupted(cfg):
         console.print(f"[yellow]continuing an interrupted training[/] {step.label}")
-        train(composed("train", [*base, *step.overrides, "resume=true"]))
+        train(composed("train", [*base, *step.overrides, "resume=true"]), deadline)
     else:
-        train(cfg)
+        train(cfg, deadline)
 
 
 def job(base: list[str], step: Step, threads: int, deadline: float | None) -> None:
@@ -464,7 +464,7 @@ def run_wave(
         for future in ended:
             step, began = running.pop(future)
             seconds = time.monotonic() - began
-            if isinstance(future.exception(), OutOfTime):  # its finished cells are kept
+            if isinstance(future.exception(), OutOfTime):  # what it finished is kept
                 work.log(step, seconds, "stopped: out of time")
                 console.print(f"[yellow]{step.label}[/]: {future.exception()}")
                 in_budget = False

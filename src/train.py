@@ -27,6 +27,7 @@ from src.checkpoints import publish, read, retrained_name, stable_path, training
 from src.classifiers.module import ClassifierModule
 from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
+from src.deadline import OutOfTime, StopAtDeadline
 from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class, fingerprinted
 from src.defenses.vote import tables_path
 from src.device import resolve_device, trainer_devices
@@ -259,7 +260,9 @@ def superseded(cfg: DictConfig) -> str | None:
     return None if what is None else f"{dest} ({what})"
 
 
-def train(cfg: DictConfig) -> dict[str, float | str]:
+def train(cfg: DictConfig, deadline: float | None = None) -> dict[str, float | str]:
+    """Fit, test the best epoch, publish it. With a `deadline` (a `time.time()`), the fit ends
+    after the epoch in which it passed: OutOfTime, nothing published, resume=true goes on."""
     validate(cfg)
     if cfg.task == "tables":
         return prepare(cfg)
@@ -286,11 +289,18 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         else build(node)
         for key, node in cfg.callbacks.items()
     ]
-    callbacks.append(StopOnNonFinite())
+    stop = StopAtDeadline(deadline)
+    callbacks += [StopOnNonFinite(), stop]
     loggers = build_loggers(cfg)
     devices = trainer_devices(cfg.trainer.accelerator, cfg.trainer.devices)
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False, devices=devices)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if stop.stopped:
+        close_loggers(loggers)
+        raise OutOfTime(
+            f"out of time after epoch {trainer.current_epoch} of {trainer.max_epochs}: "
+            f"resume=true goes on from {folder / 'last.ckpt'}"
+        )
     best = trainer.checkpoint_callback.best_model_path
     if not best:
         raise AdvPurifyError(f"training kept no checkpoint (no {monitor} was logged): nothing was published")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from src import deadline as run_deadline
 from src import eval as reproduction_eval
 from src import reproduce as reproduction
 from src.api import composed
@@ -228,13 +229,36 @@ def test_a_budget_stops_before_the_next_run_and_says_what_is_left(tmp_path):
     assert sum(t.left for t in tallies.values()) == len(Reproduction(base).steps)
 
 
+def one_target(tmp: Path) -> list[str]:
+    """A plan of one target trained for two epochs, its clean row and a grid of two eps."""
+    kept = [o for o in TWO_TARGETS if not o.startswith(("reproduce.targets=", "reproduce.eps="))]
+    mine = ["reproduce.targets=[fmnist_a]", "reproduce.eps=[0.05,0.1]"]
+    return ["experiment=fmnist_smoke", *paths(tmp), "logger=none", *kept, *mine]
+
+
+def test_a_budget_stops_a_training_after_an_epoch_and_the_next_run_continues_it(tmp_path, monkeypatch):
+    base = [*one_target(tmp_path), "+reproduce.size.stages.targets=['trainer.max_epochs=2']"]
+    monkeypatch.setattr(run_deadline, "past", lambda when: when is not None)  # passed in epoch 1
+    stopped = reproduce(base, budget_minutes=60, dry_run=False)
+    assert stopped["targets"].ran == 0 and stopped["targets"].left == 1 and stopped["attacks"].ran == 0
+    (last,) = (tmp_path / "checkpoints").rglob("last.ckpt")
+    assert torch.load(last, weights_only=True)["epoch"] == 0  # the first epoch's, written
+    assert read_rows(tmp_path / "results" / "reproduce_log.csv")[-1]["outcome"] == "stopped: out of time"
+    assert not list((tmp_path / "checkpoints").rglob("fmnist_a.ckpt"))  # nothing published
+
+    monkeypatch.undo()
+    rest = reproduce(base, budget_minutes=60, dry_run=False)
+    assert rest["targets"].ran == 1 and all(t.left == 0 for t in rest.values())
+    assert not last.parent.exists()  # continued from last.ckpt, then published
+    (published,) = (tmp_path / "checkpoints").rglob("fmnist_a.ckpt")
+    assert torch.load(published, weights_only=True)["epoch"] == 1  # both epochs, not one again
+
+
 def test_a_budget_stops_a_grid_between_its_cells_and_the_next_run_goes_on(tmp_path, monkeypatch):
     """A long cell (Defense-GAN's adaptive PGD on a CPU: an hour per eps) would overrun the
     budget by hours if it were checked between runs only: an eval starts no eps after the
     deadline, keeps the ones written, and the rerun does exactly the rest."""
-    one_target = [o for o in TWO_TARGETS if not o.startswith(("reproduce.targets=", "reproduce.eps="))]
-    base = ["experiment=fmnist_smoke", *paths(tmp_path), "logger=none", *one_target]
-    base += ["reproduce.targets=[fmnist_a]", "reproduce.eps=[0.05,0.1]"]
+    base = one_target(tmp_path)
     results = tmp_path / "results" / "results.csv"
 
     def eps_written() -> list[float]:

@@ -194,3 +194,24 @@ def test_an_oblivious_threat_crafts_once_for_every_defense_and_alone_gives_the_s
     assert len(craftings) == 2 and alone["adv_acc"] == masked["adv_acc"]  # crafted anew, same images
     (adaptive,) = evaluate(compose_cfg("eval", [*common, *identity, "threat=pipeline"], tmp_path))
     assert adaptive["adv_acc"] > 0.5  # crafted through the masked gradient, not reused
+
+
+@pytest.mark.parametrize(
+    ("threat", "shared"),
+    [
+        (["threat=transfer"], True),  # all crafted on surrogates: the choice picks nothing
+        (["threat=paper", "defense=none"], True),  # no weights: both choices name the original
+        (["threat=paper"], False),  # half white-box, on the retrained or the original target
+    ],
+)
+def test_the_white_box_choice_keys_the_crafting_only_where_it_picks_a_model(tmp_path, threat, shared):
+    """Reproduce's plan sets threat.white_box=original for the defenses it does not retrain, and
+    oblivious cells of one attack run back to back: where the choice picks no model, every
+    defense's cell must reuse one crafting (a CIFAR-10 transfer PGD crafting is an hour on a CPU)."""
+    from src.eval import crafting_fingerprint
+
+    def stamp(choice: str) -> str | None:
+        cfg = compose_cfg("eval", ["defense=vqunet", *threat, f"threat.white_box={choice}"], tmp_path)
+        return crafting_fingerprint(cfg, "fmnist", "fmnist_a", (1, 28, 28))
+
+    assert (stamp("original") == stamp("retrained")) == shared
