@@ -8,10 +8,12 @@ is appended to the results table at once, so a crash loses nothing already compu
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from src.attacks import parse_norm, within_budget
 from src.attacks.base import Attack, attack_class
 from src.checkpoints import stable_path
 from src.console import console, image_progress, print_config, user_errors
+from src.crafted import CRAFTED, Store, crafted_part
 from src.data.base import ImageDataModule
 from src.deadline import OutOfTime, past
 from src.defenses.base import (
@@ -132,35 +135,27 @@ def decision_accuracies(
     return {f"{decision}_{suffix}": hits / len(y) for decision, hits in correct.items()}
 
 
-CRAFTED: dict[tuple[str, float | None], tuple[torch.Tensor, float]] = {}
-"""Adversarial images of one oblivious crafting (its fingerprint, by eps), with the seconds their
-crafting took: consecutive jobs of a multirun that differ only in the defense share them
-(`-m attack=fgsm,pgd defense=a,b,c` runs the defenses innermost). Another crafting replaces them,
-so memory holds one eps grid."""
-
-
 class Crafter:
     """Adversarial images per eps. Every attack of the grid is built up front, so a bad setting
     stops before any image is attacked; a minimal-norm attack is built and crafted once, and
     each budget keeps the examples within its ball.
 
     Under an oblivious threat (`classifier`, `transfer`, `paper`) the images do not depend on
-    the defense, so their seeds leave it out and `shared` (the fingerprint of everything they
-    do depend on, when known) keys them in CRAFTED, and a row reports the seconds of their one
-    crafting."""
+    the defense, so their seeds leave it out and, with `share`, the parts of each crafting are
+    kept in `src.crafted.CRAFTED` for the next runs of this process (the next defense's cell);
+    a row reports the seconds of the crafting that made its images."""
 
     def __init__(
-        self, attack: DictConfig, eps_grid: list[float], oblivious: bool, shared: str | None = None
+        self, attack: DictConfig, eps_grid: list[float], oblivious: bool, share: bool = False
     ) -> None:
         self.minimal = attack_class(attack._target_).minimal_norm is not None
         if self.minimal:
             self.attacks = {None: build(attack)}
         else:
             self.attacks = {eps: build(attack, eps=eps) for eps in eps_grid if eps > 0}
-        self.oblivious, self.shared = oblivious, shared
-        self.crafted = CRAFTED if shared else {}
-        for key in [k for k in CRAFTED if shared and k[0] != shared]:
-            del CRAFTED[key]
+        self.recipe = json.dumps(OmegaConf.to_container(attack, resolve=True), sort_keys=True, default=str)
+        self.oblivious = oblivious
+        self.store = CRAFTED if share else Store()
 
     def __call__(
         self, parts: Parts, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int
@@ -171,32 +166,38 @@ class Crafter:
         if eps == 0:
             return x, 0.0
         budget = None if self.minimal else eps
-        key = (self.shared or "", budget)
-        if key not in self.crafted:
-            attack = self.attacks[budget]
-            torch.manual_seed(cell_seed(seed, eps) if budget is not None else cell_seed(seed, "minimal-norm"))
-            label = (
-                f"{attack.name} eps {eps:g}" if budget is not None else f"{attack.name} (once for every eps)"
-            )
-            start = time.perf_counter()
-            with image_progress(label, len(x)) as done:
-                x_adv = craft(attack, parts, x, y, done)
-            self.crafted[key] = (x_adv, time.perf_counter() - start)
-        x_adv, seconds = self.crafted[key]
+        attack = self.attacks[budget]
+        torch.manual_seed(cell_seed(seed, eps) if budget is not None else cell_seed(seed, "minimal-norm"))
+        label = f"{attack.name} eps {eps:g}" if budget is not None else f"{attack.name} (once for every eps)"
+        with image_progress(label, len(x)) as done:
+            x_adv, seconds = craft(attack, parts, x, y, done, self.store, f"{self.recipe} at {budget}")
         if self.minimal:
             x_adv = within_budget(x_adv, x, eps, self.attacks[None].norm)
         return x_adv, seconds
 
 
 def craft(
-    attack: Attack, parts: Parts, x: torch.Tensor, y: torch.Tensor, done: Callable[[int], None]
-) -> torch.Tensor:
-    """Each part's images attacked on that part's model (the threat model's split)."""
-    x_adv = x.clone()
+    attack: Attack,
+    parts: Parts,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    done: Callable[[int], None],
+    store: Store,
+    recipe: str,
+) -> tuple[torch.Tensor, float]:
+    """Each part's images attacked on that part's model (the threat model's split), or found
+    in `store`, and the seconds their crafting took."""
+    x_adv, seconds = x.clone(), 0.0
     for model, index in parts:
         index = index.to(x.device)
-        x_adv[index] = attack(model, x[index], y[index], done)
-    return x_adv
+        part, fresh = crafted_part(
+            store, recipe, partial(attack, done=done), model, x[index], y[index], time.perf_counter
+        )
+        if not fresh:
+            done(len(index))
+        x_adv[index] = part.images
+        seconds += part.seconds
+    return x_adv, seconds
 
 
 @dataclass
@@ -368,8 +369,8 @@ def evaluate(cfg: DictConfig, deadline: float | None = None) -> list[dict[str, A
     datamodule = build(cfg.data.module)
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
     stamp, models = run_fingerprint(cfg, datamodule.name, name, datamodule.input_shape)
-    shared = crafting_fingerprint(cfg, datamodule.name, name, datamodule.input_shape)
-    crafter = Crafter(cfg.attack, eps_grid, get_class(cfg.threat._target_).oblivious, shared)
+    oblivious = get_class(cfg.threat._target_).oblivious
+    crafter = Crafter(cfg.attack, eps_grid, oblivious, share=oblivious)
     # the same cells started twice at once: the second waits, then finds them done
     with locked(Path(cfg.paths.results_dir) / ".running" / stamp):
         todo = plan(cfg, stamp, models, eps_grid)
@@ -472,18 +473,6 @@ def crafting_files(cfg: DictConfig, data: str, classifier: str, shape: tuple[int
     if white_box_name(cfg, classifier) != classifier:
         files.append(stable_path(ckpt_dir, data, white_box_name(cfg, classifier), shape))
     return files + [stable_path(ckpt_dir, data, s, shape) for s in cfg.threat.get("surrogates", [])]
-
-
-def crafting_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> str | None:
-    """What an oblivious threat's adversarial images depend on (all but the defense); None
-    under a threat that attacks the defense too."""
-    if not get_class(cfg.threat._target_).oblivious:
-        return None
-    settings = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("attack", "threat", "data")}
-    if white_box_name(cfg, classifier) == classifier:  # the white-box choice picks nothing here: every
-        settings["threat"].pop("white_box", None)  # defense's cell shares the images (one PGD crafting)
-    settings |= {"n": cfg.eval.n, "seed": cfg.seed, "classifier": classifier}
-    return fingerprint(settings, crafting_files(cfg, data, classifier, shape))
 
 
 def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> tuple[str, str]:

@@ -171,47 +171,69 @@ def test_an_oblivious_threat_crafts_once_for_every_defense_and_alone_gives_the_s
 ):
     """Under `classifier` the images do not depend on the defense: consecutive runs share them,
     and a run alone (after a kill, in another order) crafts exactly the same ones."""
-    from src import eval as evaluator
+    from src import crafted
+    from src.attacks.base import Attack
 
     craftings = []
-    real_craft = evaluator.craft
+    real_call = Attack.__call__
 
-    def counted_craft(*args, **kwargs):
+    def counted_call(self, *args, **kwargs):
         craftings.append(1)
-        return real_craft(*args, **kwargs)
+        return real_call(self, *args, **kwargs)
 
-    monkeypatch.setattr(evaluator, "craft", counted_craft)
+    monkeypatch.setattr(Attack, "__call__", counted_call)
     install_target(trained, tmp_path)
     common = ["debug=smoke", "attack=pgd", "eval.eps=[0.3]", "eval.n=64"]
     identity = ["defense._target_=tests.test_sanity.GradientMasking", "defense.name=masking"]
-    evaluator.CRAFTED.clear()
+    crafted.CRAFTED.clear()
     (plain,) = evaluate(compose_cfg("eval", common, tmp_path))
     (masked,) = evaluate(compose_cfg("eval", [*common, *identity], tmp_path))
     assert len(craftings) == 1 and masked["seconds"] == plain["seconds"] > 0  # reported by both rows
     assert masked["adv_acc"] == plain["adv_acc"] < 0.2  # an identity defense: the same images
-    evaluator.CRAFTED.clear()
+    crafted.CRAFTED.clear()
     (alone,) = evaluate(compose_cfg("eval", [*common, *identity, "eval.recompute=true"], tmp_path))
     assert len(craftings) == 2 and alone["adv_acc"] == masked["adv_acc"]  # crafted anew, same images
     (adaptive,) = evaluate(compose_cfg("eval", [*common, *identity, "threat=pipeline"], tmp_path))
     assert adaptive["adv_acc"] > 0.5  # crafted through the masked gradient, not reused
 
 
-@pytest.mark.parametrize(
-    ("threat", "shared"),
-    [
-        (["threat=transfer"], True),  # all crafted on surrogates: the choice picks nothing
-        (["threat=paper", "defense=none"], True),  # no weights: both choices name the original
-        (["threat=paper"], False),  # half white-box, on the retrained or the original target
-    ],
-)
-def test_the_white_box_choice_keys_the_crafting_only_where_it_picks_a_model(tmp_path, threat, shared):
-    """Reproduce's plan sets threat.white_box=original for the defenses it does not retrain, and
-    oblivious cells of one attack run back to back: where the choice picks no model, every
-    defense's cell must reuse one crafting (a CIFAR-10 transfer PGD crafting is an hour on a CPU)."""
-    from src.eval import crafting_fingerprint
+def test_a_crafted_part_is_reused_exactly_where_it_is_the_same_crafting(tmp_path, monkeypatch):
+    """`paper` crafts half the images on the three DenseNets for every defense, whose white-box
+    targets differ: the surrogates' shares are crafted once, a part after a reused one draws the
+    random start it would have drawn, and a changed model is crafted anew."""
+    from src.attacks.base import Attack
+    from src.crafted import Store
+    from src.errors import build
+    from src.eval import Crafter
 
-    def stamp(choice: str) -> str | None:
-        cfg = compose_cfg("eval", ["defense=vqunet", *threat, f"threat.white_box={choice}"], tmp_path)
-        return crafting_fingerprint(cfg, "fmnist", "fmnist_a", (1, 28, 28))
+    cfg = compose_cfg("eval", ["debug=smoke", "attack=pgd", "attack.max_iter=3"], tmp_path)
+    x, y = build(cfg.data.module).test_tensors(48)  # real images; the models need only their shapes
+    torch.manual_seed(0)
+    a, b, s, t = (nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 10)).eval() for _ in range(4))
+    thirds = torch.arange(48).chunk(3)
+    attacked = []
+    real_call = Attack.__call__
 
-    assert (stamp("original") == stamp("retrained")) == shared
+    def counted_call(self, model, *args, **kwargs):
+        attacked.append(model)
+        return real_call(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(Attack, "__call__", counted_call)
+
+    def run(white: nn.Module, store: Store) -> torch.Tensor:
+        crafter = Crafter(cfg.attack, [0.1], oblivious=True)
+        crafter.store = store
+        return crafter([(s, thirds[0]), (white, thirds[1]), (t, thirds[2])], x, y, 0.1, seed=7)[0]
+
+    shared = Store()
+    first = run(a, shared)
+    second = run(b, shared)  # another white-box target: only its share is crafted
+    assert attacked == [s, a, t, b]
+    alone = run(b, Store())
+    assert torch.equal(second, alone)  # b drew the random start it draws after s crafted anew
+    assert torch.equal(first[thirds[0]], second[thirds[0]])
+    assert not torch.equal(first[thirds[1]], second[thirds[1]])
+    with torch.no_grad():
+        s[1].weight.add_(0.01)
+    run(a, shared)  # s changed: crafted anew; a and t (same random state after s) reused
+    assert attacked[-1] is s and len(attacked) == 8

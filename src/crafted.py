@@ -1,0 +1,101 @@
+"""Adversarial images already crafted, reused wherever the same crafting comes again.
+
+Under an oblivious threat the images do not depend on the defense, and under `paper` the
+surrogates' share does not depend on the white-box target either: each defense's cell would
+craft them again. On CIFAR-10 one PGD crafting on the three DenseNets takes 40 minutes per eps
+on a 2-core CPU, and the plan runs it for 13 defenses. So each part of a crafting (one model's
+share of the images) is kept under a key made of everything it is computed from: the attack's
+settings and budget, the model (its class, hyperparameters and weights), the images and labels,
+and the random state it starts from. A part found under its key is the very tensor the attack
+would return; the random state it left is restored, so the parts after it draw what they would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+CACHE_BYTES = 2 << 30  # images kept at most; the oldest go first
+
+
+@dataclass
+class Part:
+    """One model's share of a crafting: its adversarial images, the random state after it, and
+    the seconds it took."""
+
+    images: torch.Tensor
+    rng: tuple[torch.Tensor, list[torch.Tensor] | None]
+    seconds: float
+
+
+class Store(dict[str, Part]):
+    """Parts by key, holding at most `limit` bytes of images."""
+
+    def __init__(self, limit: int = CACHE_BYTES) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def keep(self, key: str, part: Part) -> None:
+        self[key] = part
+        while len(self) > 1 and sum(p.images.nbytes for p in self.values()) > self.limit:
+            del self[next(iter(self))]
+
+
+CRAFTED = Store()
+"""Parts shared by every run of this process (the runs of a multirun or of `src.reproduce`)."""
+
+
+def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    return tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def rng_state(device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    cuda = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def set_rng_state(state: tuple[torch.Tensor, list[torch.Tensor] | None]) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
+
+
+def part_key(recipe: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> str:
+    """Everything one part's images are computed from, as a digest."""
+    digest = hashlib.sha256(recipe.encode())
+    hparams = dict(getattr(model, "hparams", None) or {})
+    digest.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    digest.update(json.dumps(hparams, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode() + str(tuple(tensor.shape)).encode() + tensor_bytes(tensor))
+    cpu, cuda = rng_state(x.device)
+    for tensor in (x, y, cpu, *(cuda or [])):
+        digest.update(tensor_bytes(tensor))
+    return digest.hexdigest()
+
+
+def crafted_part(
+    store: Store,
+    recipe: str,
+    attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clock: Callable[[], float],
+) -> tuple[Part, bool]:
+    """The part found in `store` (its random state restored), or crafted now and kept; and
+    whether it was crafted now."""
+    key = part_key(recipe, model, x, y)
+    if key in store:
+        set_rng_state(store[key].rng)
+        return store[key], False
+    start = clock()
+    images = attack(model, x, y)
+    part = Part(images, rng_state(x.device), clock() - start)
+    store.keep(key, part)
+    return part, True
