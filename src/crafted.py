@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,7 +87,6 @@ def crafted_part(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    clock: Callable[[], float],
 ) -> tuple[Part, bool]:
     """The part found in `store` (its random state restored), or crafted now and kept; and
     whether it was crafted now."""
@@ -94,8 +94,8 @@ def crafted_part(
     if key in store:
         set_rng_state(store[key].rng)
         return store[key], False
-    start = clock()
+    start = time.perf_counter()
     images = attack(model, x, y)
-    part = Part(images, rng_state(x.device), clock() - start)
+    part = Part(images, rng_state(x.device), time.perf_counter() - start)
     store.keep(key, part)
     return part, True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -190,9 +189,7 @@ def craft(
     x_adv, seconds = x.clone(), 0.0
     for model, index in parts:
         index = index.to(x.device)
-        part, fresh = crafted_part(
-            store, recipe, partial(attack, done=done), model, x[index], y[index], time.perf_counter
-        )
+        part, fresh = crafted_part(store, recipe, partial(attack, done=done), model, x[index], y[index])
         if not fresh:
             done(len(index))
         x_adv[index] = part.images

@@ -347,8 +347,9 @@ def reproduce(
     clock: Callable[[], float] = time.monotonic,
     jobs: int = 1,
 ) -> dict[str, Tally]:
-    """Run what is left of the plan in order, up to `jobs` runs of a stage at once; start no
-    run, and no eval cell within a run, once `budget_minutes` are spent."""
+    """Run what is left of the plan in order, up to `jobs` runs of a stage at once; once
+    `budget_minutes` are spent, start no run, no eps of a running grid and no epoch of a
+    running training (src.deadline)."""
     start = clock()
     deadline = None if budget_minutes is None else time.time() + 60 * budget_minutes
     work = Reproduction(base)
