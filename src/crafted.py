@@ -8,18 +8,27 @@ share of the images) is kept under a key made of everything it is computed from:
 settings and budget, the model (its class, hyperparameters and weights), the images and labels,
 and the random state it starts from. A part found under its key is the very tensor the attack
 would return; the random state it left is restored, so the parts after it draw what they would.
+
+Kept in memory, the parts die with the process, and a session's budget often ends between two
+defenses' cells of one crafting: with `paths.crafted_dir` they are also written there, one file
+per part, so the next process (the next session's `src.reproduce`, the next GPU machine) goes
+on from them. A file holds tensors only and is read with `weights_only=True`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from src.errors import AdvPurifyError
 
 CACHE_BYTES = 2 << 30  # images kept at most; the oldest go first
 
@@ -41,14 +50,59 @@ class Store(dict[str, Part]):
         super().__init__()
         self.limit = limit
 
+    def find(self, key: str, device: torch.device) -> Part | None:
+        return self.get(key)
+
     def keep(self, key: str, part: Part) -> None:
         self[key] = part
         while len(self) > 1 and sum(p.images.nbytes for p in self.values()) > self.limit:
             del self[next(iter(self))]
 
 
+class FolderStore:
+    """Parts as files `<key>.pt` in `folder`, for every later process. Nothing is evicted: a
+    part is the n images of one model's share (12 MB for 1,000 CIFAR-10 images), and the folder
+    may be deleted whenever no run is going; its parts are then crafted again."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def find(self, key: str, device: torch.device) -> Part | None:
+        path = self.folder / f"{key}.pt"
+        if not path.exists():
+            return None
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            part = Part(
+                saved["images"].to(device),
+                (saved["rng_cpu"], saved["rng_cuda"] or None),
+                float(saved["seconds"]),
+            )
+        except Exception as error:  # any unreadable or foreign file: the same fix
+            raise AdvPurifyError(
+                f"{path} is not a crafted part this version can read ({type(error).__name__}): "
+                "delete it and it is crafted again"
+            ) from None
+        return part
+
+    def keep(self, key: str, part: Part) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{key}.pt"
+        partial_path = path.with_suffix(f".{os.getpid()}.partial")  # a killed write leaves no part
+        cpu, cuda = part.rng
+        saved = {"images": part.images.cpu(), "rng_cpu": cpu, "rng_cuda": cuda or [], "seconds": part.seconds}
+        torch.save(saved, partial_path)
+        os.replace(partial_path, path)
+
+
 CRAFTED = Store()
 """Parts shared by every run of this process (the runs of a multirun or of `src.reproduce`)."""
+
+
+def shared_store(folder: str | Path | None) -> Store | FolderStore:
+    """Where the runs of an oblivious threat keep their parts: `folder` (`paths.crafted_dir`),
+    or this process's memory."""
+    return CRAFTED if folder is None else FolderStore(folder)
 
 
 def tensor_bytes(tensor: torch.Tensor) -> bytes:
@@ -81,7 +135,7 @@ def part_key(recipe: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) ->
 
 
 def crafted_part(
-    store: Store,
+    store: Store | FolderStore,
     recipe: str,
     attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
     model: nn.Module,
@@ -91,9 +145,10 @@ def crafted_part(
     """The part found in `store` (its random state restored), or crafted now and kept; and
     whether it was crafted now."""
     key = part_key(recipe, model, x, y)
-    if key in store:
-        set_rng_state(store[key].rng)
-        return store[key], False
+    found = store.find(key, x.device)
+    if found is not None:
+        set_rng_state(found.rng)
+        return found, False
     start = time.perf_counter()
     images = attack(model, x, y)
     part = Part(images, rng_state(x.device), time.perf_counter() - start)

@@ -38,7 +38,7 @@ from src.attacks import parse_norm, within_budget
 from src.attacks.base import Attack, attack_class
 from src.checkpoints import stable_path
 from src.console import console, image_progress, print_config, user_errors
-from src.crafted import CRAFTED, Store, crafted_part
+from src.crafted import FolderStore, Store, crafted_part, shared_store
 from src.data.base import ImageDataModule
 from src.deadline import OutOfTime, past
 from src.defenses.base import (
@@ -140,12 +140,16 @@ class Crafter:
     each budget keeps the examples within its ball.
 
     Under an oblivious threat (`classifier`, `transfer`, `paper`) the images do not depend on
-    the defense, so their seeds leave it out and, with `share`, the parts of each crafting are
-    kept in `src.crafted.CRAFTED` for the next runs of this process (the next defense's cell);
-    a row reports the seconds of the crafting that made its images."""
+    the defense, so their seeds leave it out, and the parts of each crafting can be kept in a
+    `store` the next runs share (the next defense's cell; see `src.crafted`); a row reports the
+    seconds of the crafting that made its images."""
 
     def __init__(
-        self, attack: DictConfig, eps_grid: list[float], oblivious: bool, share: bool = False
+        self,
+        attack: DictConfig,
+        eps_grid: list[float],
+        oblivious: bool,
+        store: Store | FolderStore | None = None,
     ) -> None:
         self.minimal = attack_class(attack._target_).minimal_norm is not None
         if self.minimal:
@@ -154,7 +158,7 @@ class Crafter:
             self.attacks = {eps: build(attack, eps=eps) for eps in eps_grid if eps > 0}
         self.recipe = json.dumps(OmegaConf.to_container(attack, resolve=True), sort_keys=True, default=str)
         self.oblivious = oblivious
-        self.store = CRAFTED if share else Store()
+        self.store = Store() if store is None else store
 
     def __call__(
         self, parts: Parts, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int
@@ -181,7 +185,7 @@ def craft(
     x: torch.Tensor,
     y: torch.Tensor,
     done: Callable[[int], None],
-    store: Store,
+    store: Store | FolderStore,
     recipe: str,
 ) -> tuple[torch.Tensor, float]:
     """Each part's images attacked on that part's model (the threat model's split), or found
@@ -367,7 +371,10 @@ def evaluate(cfg: DictConfig, deadline: float | None = None) -> list[dict[str, A
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
     stamp, models = run_fingerprint(cfg, datamodule.name, name, datamodule.input_shape)
     oblivious = get_class(cfg.threat._target_).oblivious
-    crafter = Crafter(cfg.attack, eps_grid, oblivious, share=oblivious)
+    if cfg.paths.crafted_dir is not None:
+        require_writable(cfg.paths.crafted_dir, "paths.crafted_dir")
+    store = shared_store(cfg.paths.crafted_dir) if oblivious else None
+    crafter = Crafter(cfg.attack, eps_grid, oblivious, store)
     # the same cells started twice at once: the second waits, then finds them done
     with locked(Path(cfg.paths.results_dir) / ".running" / stamp):
         todo = plan(cfg, stamp, models, eps_grid)

@@ -195,6 +195,11 @@ def test_an_oblivious_threat_crafts_once_for_every_defense_and_alone_gives_the_s
     assert len(craftings) == 2 and alone["adv_acc"] == masked["adv_acc"]  # crafted anew, same images
     (adaptive,) = evaluate(compose_cfg("eval", [*common, *identity, "threat=pipeline"], tmp_path))
     assert adaptive["adv_acc"] > 0.5  # crafted through the masked gradient, not reused
+    kept = [*common, "eval.recompute=true", f"paths.crafted_dir={tmp_path / 'crafted'}"]
+    evaluate(compose_cfg("eval", kept, tmp_path))
+    crafted.CRAFTED.clear()  # as if the next process: only the folder remains
+    (later,) = evaluate(compose_cfg("eval", [*kept, *identity], tmp_path))
+    assert len(craftings) == 4 and later["adv_acc"] == alone["adv_acc"]  # 3: the pipeline's
 
 
 def test_a_crafted_part_is_reused_exactly_where_it_is_the_same_crafting(tmp_path, monkeypatch):
@@ -237,3 +242,47 @@ def test_a_crafted_part_is_reused_exactly_where_it_is_the_same_crafting(tmp_path
         s[1].weight.add_(0.01)
     run(a, shared)  # s changed: crafted anew; a and t (same random state after s) reused
     assert attacked[-1] is s and len(attacked) == 8
+
+
+def test_crafted_parts_kept_in_a_folder_serve_a_later_process_and_a_bad_file_is_refused(
+    tmp_path, monkeypatch
+):
+    """`paths.crafted_dir`: a part written by one process is read by the next (another store
+    on the same folder) as the very images and random state; an unreadable file stops with the
+    fix, and the fix works."""
+    from src.attacks.base import Attack
+    from src.crafted import FolderStore
+    from src.errors import build
+    from src.eval import Crafter
+
+    cfg = compose_cfg("eval", ["debug=smoke", "attack=pgd", "attack.max_iter=3"], tmp_path)
+    x, y = build(cfg.data.module).test_tensors(32)  # real images; the models need only their shapes
+    torch.manual_seed(0)
+    s, t = (nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 10)).eval() for _ in range(2))
+    halves = torch.arange(32).chunk(2)
+    attacked = []
+    real_call = Attack.__call__
+
+    def counted_call(self, model, *args, **kwargs):
+        attacked.append(model)
+        return real_call(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(Attack, "__call__", counted_call)
+    folder = tmp_path / "crafted"
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        crafter = Crafter(cfg.attack, [0.1], oblivious=True, store=FolderStore(folder))
+        x_adv = crafter([(s, halves[0]), (t, halves[1])], x, y, 0.1, seed=7)[0]
+        return x_adv, torch.rand(3)  # the random state the crafting left
+
+    first, after_first = run()
+    assert len(attacked) == 2 and len(list(folder.glob("*.pt"))) == 2
+    again, after_again = run()  # a later process: nothing crafted, the same images and state
+    assert len(attacked) == 2 and torch.equal(again, first) and torch.equal(after_again, after_first)
+    assert not torch.equal(first, x)
+    broken = sorted(folder.glob("*.pt"))[0]
+    broken.write_bytes(b"not a part")
+    with pytest.raises(AdvPurifyError, match=rf"{broken.name} is not a crafted part .*delete it"):
+        run()
+    broken.unlink()
+    assert torch.equal(run()[0], first) and len(attacked) == 3  # the deleted part crafted again
