@@ -166,64 +166,69 @@ def test_paper_threat_without_its_retrained_target_says_how_to_train_it(trained3
         evaluate(compose_cfg("eval", common, tmp_path))
 
 
+@pytest.fixture
+def attacked(monkeypatch) -> list[nn.Module]:
+    """The models attacks are run on, in order: what was crafted rather than reused."""
+    from src.attacks.base import Attack
+
+    models = []
+    real_call = Attack.__call__
+
+    def counted_call(self, model, *args, **kwargs):
+        models.append(model)
+        return real_call(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(Attack, "__call__", counted_call)
+    return models
+
+
+def linear_models(tmp_path, n: int, count: int):
+    """A 3-step PGD config, n real test images and `count` linear models (for their shapes)."""
+    from src.errors import build
+
+    cfg = compose_cfg("eval", ["debug=smoke", "attack=pgd", "attack.max_iter=3"], tmp_path)
+    x, y = build(cfg.data.module).test_tensors(n)
+    torch.manual_seed(0)
+    models = [nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 10)).eval() for _ in range(count)]
+    return cfg, x, y, models
+
+
 def test_an_oblivious_threat_crafts_once_for_every_defense_and_alone_gives_the_same(
-    trained, tmp_path, monkeypatch
+    trained, tmp_path, attacked
 ):
     """Under `classifier` the images do not depend on the defense: consecutive runs share them,
     and a run alone (after a kill, in another order) crafts exactly the same ones."""
     from src import crafted
-    from src.attacks.base import Attack
 
-    craftings = []
-    real_call = Attack.__call__
-
-    def counted_call(self, *args, **kwargs):
-        craftings.append(1)
-        return real_call(self, *args, **kwargs)
-
-    monkeypatch.setattr(Attack, "__call__", counted_call)
     install_target(trained, tmp_path)
     common = ["debug=smoke", "attack=pgd", "eval.eps=[0.3]", "eval.n=64"]
     identity = ["defense._target_=tests.test_sanity.GradientMasking", "defense.name=masking"]
     crafted.CRAFTED.clear()
     (plain,) = evaluate(compose_cfg("eval", common, tmp_path))
     (masked,) = evaluate(compose_cfg("eval", [*common, *identity], tmp_path))
-    assert len(craftings) == 1 and masked["seconds"] == plain["seconds"] > 0  # reported by both rows
+    assert len(attacked) == 1 and masked["seconds"] == plain["seconds"] > 0  # reported by both rows
     assert masked["adv_acc"] == plain["adv_acc"] < 0.2  # an identity defense: the same images
     crafted.CRAFTED.clear()
     (alone,) = evaluate(compose_cfg("eval", [*common, *identity, "eval.recompute=true"], tmp_path))
-    assert len(craftings) == 2 and alone["adv_acc"] == masked["adv_acc"]  # crafted anew, same images
+    assert len(attacked) == 2 and alone["adv_acc"] == masked["adv_acc"]  # crafted anew, same images
     (adaptive,) = evaluate(compose_cfg("eval", [*common, *identity, "threat=pipeline"], tmp_path))
     assert adaptive["adv_acc"] > 0.5  # crafted through the masked gradient, not reused
     kept = [*common, "eval.recompute=true", f"paths.crafted_dir={tmp_path / 'crafted'}"]
     evaluate(compose_cfg("eval", kept, tmp_path))
     crafted.CRAFTED.clear()  # as if the next process: only the folder remains
     (later,) = evaluate(compose_cfg("eval", [*kept, *identity], tmp_path))
-    assert len(craftings) == 4 and later["adv_acc"] == alone["adv_acc"]  # 3: the pipeline's
+    assert len(attacked) == 4 and later["adv_acc"] == alone["adv_acc"]  # 3: the pipeline's
 
 
-def test_a_crafted_part_is_reused_exactly_where_it_is_the_same_crafting(tmp_path, monkeypatch):
+def test_a_crafted_part_is_reused_exactly_where_it_is_the_same_crafting(tmp_path, attacked):
     """`paper` crafts half the images on the three DenseNets for every defense, whose white-box
     targets differ: the surrogates' shares are crafted once, a part after a reused one draws the
     random start it would have drawn, and a changed model is crafted anew."""
-    from src.attacks.base import Attack
     from src.crafted import Store
-    from src.errors import build
     from src.eval import Crafter
 
-    cfg = compose_cfg("eval", ["debug=smoke", "attack=pgd", "attack.max_iter=3"], tmp_path)
-    x, y = build(cfg.data.module).test_tensors(48)  # real images; the models need only their shapes
-    torch.manual_seed(0)
-    a, b, s, t = (nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 10)).eval() for _ in range(4))
+    cfg, x, y, (a, b, s, t) = linear_models(tmp_path, 48, 4)
     thirds = torch.arange(48).chunk(3)
-    attacked = []
-    real_call = Attack.__call__
-
-    def counted_call(self, model, *args, **kwargs):
-        attacked.append(model)
-        return real_call(self, model, *args, **kwargs)
-
-    monkeypatch.setattr(Attack, "__call__", counted_call)
 
     def run(white: nn.Module, store: Store) -> torch.Tensor:
         crafter = Crafter(cfg.attack, [0.1], oblivious=True)
@@ -244,30 +249,15 @@ def test_a_crafted_part_is_reused_exactly_where_it_is_the_same_crafting(tmp_path
     assert attacked[-1] is s and len(attacked) == 8
 
 
-def test_crafted_parts_kept_in_a_folder_serve_a_later_process_and_a_bad_file_is_refused(
-    tmp_path, monkeypatch
-):
+def test_crafted_parts_kept_in_a_folder_serve_a_later_process_and_a_bad_file_is_refused(tmp_path, attacked):
     """`paths.crafted_dir`: a part written by one process is read by the next (another store
     on the same folder) as the very images and random state; an unreadable file stops with the
     fix, and the fix works."""
-    from src.attacks.base import Attack
     from src.crafted import FolderStore
-    from src.errors import build
     from src.eval import Crafter
 
-    cfg = compose_cfg("eval", ["debug=smoke", "attack=pgd", "attack.max_iter=3"], tmp_path)
-    x, y = build(cfg.data.module).test_tensors(32)  # real images; the models need only their shapes
-    torch.manual_seed(0)
-    s, t = (nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 10)).eval() for _ in range(2))
+    cfg, x, y, (s, t) = linear_models(tmp_path, 32, 2)
     halves = torch.arange(32).chunk(2)
-    attacked = []
-    real_call = Attack.__call__
-
-    def counted_call(self, model, *args, **kwargs):
-        attacked.append(model)
-        return real_call(self, model, *args, **kwargs)
-
-    monkeypatch.setattr(Attack, "__call__", counted_call)
     folder = tmp_path / "crafted"
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
