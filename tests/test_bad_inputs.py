@@ -6,6 +6,7 @@ The closing note of issue 14 lists every case tried, before and after."""
 from __future__ import annotations
 
 import pathlib
+import re
 
 import pytest
 import torch
@@ -190,16 +191,22 @@ def test_a_voting_defense_fingerprint_covers_its_voters_and_tables(tmp_path):
         before = after
 
 
-def test_a_results_folder_that_cannot_be_written_stops_before_any_cell(trained, tmp_path):
+@pytest.mark.parametrize("key", ["paths.results_dir", "paths.crafted_dir"])
+def test_a_folder_that_cannot_be_written_stops_before_any_cell_and_the_named_fix_works(
+    trained, tmp_path, key
+):
     from src.eval import evaluate
 
     blocker = tmp_path / "a_file"
-    blocker.write_text("results cannot live under a file, whoever runs this")
-    cfg = grid_cfg(trained, tmp_path, f"paths.results_dir={blocker}/results")
-    with pytest.raises(AdvPurifyError, match=r"paths\.results_dir=.* is not writable") as err:
+    blocker.write_text("nothing can live under a file, whoever runs this")
+    cfg = grid_cfg(trained, tmp_path, f"{key}={blocker}/sub")
+    with pytest.raises(AdvPurifyError, match=rf"{re.escape(key)}=.* is not writable") as err:
         evaluate(cfg)
     one_line(err)
-    assert blocker.read_text().startswith("results cannot")
+    assert "set " + key + "= to a folder you can write" in str(err.value)
+    assert blocker.read_text().startswith("nothing can")
+    fixed = grid_cfg(trained, tmp_path, f"{key}={tmp_path}/writable", "eval.eps=[0.1]")
+    assert len(evaluate(fixed)) == 1
 
 
 # training
