@@ -75,3 +75,28 @@ def test_parallel_writers_lose_nothing(tmp_path):
     assert {(r["classifier"], r["attack"]) for r in table} == {
         (f"w{w}", f"a{i}") for w in range(4) for i in range(10)
     }
+
+
+def test_the_commit_named_is_the_code_the_process_loaded_not_a_later_head(tmp_path, monkeypatch):
+    """Rows of a run that lasts hours name the code it runs, even when commits land meanwhile."""
+    import subprocess
+
+    from src.provenance import git_commit
+
+    def git(*args: str) -> None:
+        who = ["-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run(["git", *who, *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "the code the run loaded")
+    monkeypatch.chdir(tmp_path)
+    git_commit.cache_clear()
+    try:
+        loaded = git_commit()
+        git("commit", "-q", "--allow-empty", "-m", "landed during the run")
+        assert git_commit() == loaded
+        git_commit.cache_clear()
+        assert git_commit() != loaded  # a new process names the new commit
+    finally:
+        monkeypatch.undo()
+        git_commit.cache_clear()
