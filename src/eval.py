@@ -142,7 +142,9 @@ class Crafter:
     Under an oblivious threat (`classifier`, `transfer`, `paper`) the images do not depend on
     the defense, so their seeds leave it out, and the parts of each crafting can be kept in a
     `store` the next runs share (the next defense's cell; see `src.crafted`); a row reports the
-    seconds of the crafting that made its images."""
+    seconds of the crafting that made its images. With `part_size`, each model's share is
+    crafted in parts of that many images; when parts are kept on disk, none starts after
+    `deadline` (stopping there loses nothing)."""
 
     def __init__(
         self,
@@ -150,6 +152,8 @@ class Crafter:
         eps_grid: list[float],
         oblivious: bool,
         store: Store | FolderStore | None = None,
+        part_size: int | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.minimal = attack_class(attack._target_).minimal_norm is not None
         if self.minimal:
@@ -159,6 +163,8 @@ class Crafter:
         self.recipe = json.dumps(OmegaConf.to_container(attack, resolve=True), sort_keys=True, default=str)
         self.oblivious = oblivious
         self.store = Store() if store is None else store
+        self.part_size = part_size
+        self.deadline = deadline if isinstance(self.store, FolderStore) else None
 
     def __call__(
         self, parts: Parts, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int
@@ -173,7 +179,7 @@ class Crafter:
         torch.manual_seed(cell_seed(seed, eps) if budget is not None else cell_seed(seed, "minimal-norm"))
         label = f"{attack.name} eps {eps:g}" if budget is not None else f"{attack.name} (once for every eps)"
         with image_progress(label, len(x)) as done:
-            x_adv, seconds = craft(attack, parts, x, y, done, self.store, f"{self.recipe} at {budget}")
+            x_adv, seconds = craft(attack, parts, x, y, done, self, f"{self.recipe} at {budget}")
         if self.minimal:
             x_adv = within_budget(x_adv, x, eps, self.attacks[None].norm)
         return x_adv, seconds
@@ -185,19 +191,23 @@ def craft(
     x: torch.Tensor,
     y: torch.Tensor,
     done: Callable[[int], None],
-    store: Store | FolderStore,
+    crafter: Crafter,
     recipe: str,
 ) -> tuple[torch.Tensor, float]:
-    """Each part's images attacked on that part's model (the threat model's split), or found
-    in `store`, and the seconds their crafting took."""
+    """Each part's images attacked on that part's model (the threat model's split, cut into
+    `crafter.part_size` images), or found in the crafter's store, and the seconds their crafting
+    took."""
     x_adv, seconds = x.clone(), 0.0
     for model, index in parts:
         index = index.to(x.device)
-        part, fresh = crafted_part(store, recipe, partial(attack, done=done), model, x[index], y[index])
-        if not fresh:
-            done(len(index))
-        x_adv[index] = part.images
-        seconds += part.seconds
+        for chunk in index.split(crafter.part_size) if crafter.part_size else [index]:
+            part, fresh = crafted_part(
+                crafter.store, recipe, partial(attack, done=done), model, x[chunk], y[chunk], crafter.deadline
+            )
+            if not fresh:
+                done(len(chunk))
+            x_adv[chunk] = part.images
+            seconds += part.seconds
     return x_adv, seconds
 
 
@@ -373,8 +383,14 @@ def evaluate(cfg: DictConfig, deadline: float | None = None) -> list[dict[str, A
     oblivious = get_class(cfg.threat._target_).oblivious
     if cfg.paths.crafted_dir is not None:
         require_writable(cfg.paths.crafted_dir, "paths.crafted_dir")
-    store = shared_store(cfg.paths.crafted_dir) if oblivious else None
-    crafter = Crafter(cfg.attack, eps_grid, oblivious, store)
+    elif cfg.eval.part_size is not None:
+        raise AdvPurifyError(
+            "eval.part_size keeps each part in paths.crafted_dir, which is null: set "
+            "paths.crafted_dir=<folder>, or eval.part_size=null"
+        )
+    kept = oblivious or cfg.eval.part_size is not None  # shared by other cells, or resumed
+    store = shared_store(cfg.paths.crafted_dir) if kept else None
+    crafter = Crafter(cfg.attack, eps_grid, oblivious, store, cfg.eval.part_size, deadline)
     # the same cells started twice at once: the second waits, then finds them done
     with locked(Path(cfg.paths.results_dir) / ".running" / stamp):
         todo = plan(cfg, stamp, models, eps_grid)
@@ -410,25 +426,26 @@ def compute(
     base = clean_columns(cfg, loaded, datamodule.name, name, todo)
     loggers = build_loggers(cfg)
     iterations = cfg.attack.get("max_iter", 1)
-    for step, eps in enumerate(todo.todo):
-        if past(deadline):
-            close_loggers(loggers)
-            left = ", ".join(f"{e:g}" for e in todo.todo[step:])
-            raise OutOfTime(f"out of time before eps {left}: {step} of {len(todo.todo)} cells written")
-        row, x_adv = measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)
-        picture = grid_images(loaded.defense, loaded.x, x_adv) if eps > 0 else None
-        write(cfg, loaded, todo.analyses, row, x_adv, picture)
-        console.print(
-            f"{row['defense']} / {row['classifier']} / {row['attack']} / {row['threat']} eps {eps:g}: "
-            f"accuracy {row['adv_acc']:.4f} (n={row['n']}, {row['seconds']:.1f} s)"
-        )
-        for logger in loggers:
-            logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
-        if picture is not None:
-            log_grid(loggers, f"grid/{row['attack']}_eps{eps:g}", picture, grid_title(row))
-        rows.append(row)
-    log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
-    close_loggers(loggers)
+    try:
+        for step, eps in enumerate(todo.todo):
+            if past(deadline):
+                left = ", ".join(f"{e:g}" for e in todo.todo[step:])
+                raise OutOfTime(f"out of time before eps {left}: {step} of {len(todo.todo)} cells written")
+            row, x_adv = measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)
+            picture = grid_images(loaded.defense, loaded.x, x_adv) if eps > 0 else None
+            write(cfg, loaded, todo.analyses, row, x_adv, picture)
+            console.print(
+                f"{row['defense']} / {row['classifier']} / {row['attack']} / {row['threat']} eps {eps:g}: "
+                f"accuracy {row['adv_acc']:.4f} (n={row['n']}, {row['seconds']:.1f} s)"
+            )
+            for logger in loggers:
+                logger.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
+            if picture is not None:
+                log_grid(loggers, f"grid/{row['attack']}_eps{eps:g}", picture, grid_title(row))
+            rows.append(row)
+        log_results(loggers, rows, f"{cfg.defense.name} / {name} / {cfg.attack.name} / {cfg.threat.name}")
+    finally:
+        close_loggers(loggers)
     return rows
 
 
@@ -488,6 +505,8 @@ def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[in
     settings["defense"] = fingerprinted(settings["defense"])
     settings |= {"data": OmegaConf.to_container(cfg.data, resolve=True), "n": cfg.eval.n, "seed": cfg.seed}
     settings |= {"analyses": sorted(cfg.eval.analyses)}  # their rows come with the cell
+    if cfg.eval.part_size is not None:  # absent when null, so rows from before the key still count
+        settings["part_size"] = cfg.eval.part_size
     files = run_files(cfg, data, classifier, shape)
     return fingerprint(settings, files), fingerprint({}, files)
 

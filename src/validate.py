@@ -69,6 +69,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
             "nb_grads",
             "log_every_n_steps",
             "jobs",
+            "part_size",
         ),
         COUNT,
     ),

@@ -209,6 +209,23 @@ def test_a_folder_that_cannot_be_written_stops_before_any_cell_and_the_named_fix
     assert len(evaluate(fixed)) == 1
 
 
+def test_crafting_in_parts_without_a_folder_to_keep_them_is_refused_and_the_named_fix_works(
+    trained, tmp_path
+):
+    from src.eval import evaluate, run_fingerprint
+
+    fix = r"set paths\.crafted_dir=<folder>, or eval\.part_size=null"
+    with pytest.raises(AdvPurifyError, match=fix) as err:
+        evaluate(grid_cfg(trained, tmp_path, "eval.part_size=16", "eval.eps=[0.1]"))
+    one_line(err)
+    kept = ["eval.part_size=16", "eval.eps=[0.1]", f"paths.crafted_dir={tmp_path}/crafted"]
+    parted = grid_cfg(trained, tmp_path, *kept)
+    (row,) = evaluate(parted)
+    whole = grid_cfg(trained, tmp_path, "eval.eps=[0.1]")  # its rows are not the parted cell's
+    cell = (row["data"], row["classifier"], (1, 28, 28))
+    assert row["fingerprint"] == run_fingerprint(parted, *cell)[0] != run_fingerprint(whole, *cell)[0]
+
+
 # training
 
 

@@ -276,3 +276,35 @@ def test_crafted_parts_kept_in_a_folder_serve_a_later_process_and_a_bad_file_is_
         run()
     broken.unlink()
     assert torch.equal(run()[0], first) and len(attacked) == 3  # the deleted part crafted again
+
+
+def test_a_crafting_in_parts_stopped_at_its_deadline_goes_on_to_the_images_of_one_run(
+    tmp_path, attacked, monkeypatch
+):
+    """`eval.part_size`: a crafting longer than a session is cut into parts kept on disk; a
+    run stopped between two parts keeps the finished ones, and the next run crafts only the
+    rest and ends with exactly the images an uninterrupted run crafts."""
+    from src import crafted
+    from src.crafted import FolderStore
+    from src.deadline import OutOfTime
+    from src.eval import Crafter
+
+    cfg, x, y, (model,) = linear_models(tmp_path, 40, 1)
+    everything = [(model, torch.arange(40))]
+
+    def run(folder, deadline=None) -> torch.Tensor:
+        store = FolderStore(folder) if folder else None
+        crafter = Crafter(cfg.attack, [0.1], False, store, part_size=16, deadline=deadline)
+        return crafter(everything, x, y, 0.1, seed=7)[0]
+
+    uninterrupted = run(tmp_path / "one_run")
+    assert len(attacked) == 3  # 16 + 16 + 8 images
+    folder = tmp_path / "stopped"
+    deadline_passed = iter([False, True])  # the deadline passes while the first part is crafted
+    with monkeypatch.context() as patched:
+        patched.setattr(crafted, "past", lambda deadline: next(deadline_passed))
+        with pytest.raises(OutOfTime, match="finished parts are kept"):
+            run(folder, deadline=0.0)
+    assert len(attacked) == 4 and len(list(folder.glob("*.pt"))) == 1
+    assert torch.equal(run(folder), uninterrupted) and len(attacked) == 6  # only the other two
+    assert torch.equal(run(None, deadline=0.0), uninterrupted)  # in memory: no stop, none kept
