@@ -118,7 +118,8 @@ def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictCon
     def evaluated(defense: str, attack: str, what: list[str]) -> Step:
         runs = [f"defense={defense}", f"attack={attack}", *what]
         sized = (size.attacks or {}).get(attack, [])
-        return Step("attacks", "eval", merged(runs, sized, own[defense]), " ".join(runs))
+        through = ((size.through or {}).get(attack) or {}).get(defense, [])
+        return Step("attacks", "eval", merged(runs, sized, own[defense], through), " ".join(runs))
 
     eps = f"eval.eps={listed(spec.eps)}"
     # the clean row (Table 5.1: with the target retrained on the purifier's outputs where it is)
