@@ -121,13 +121,6 @@ def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictCon
         through = ((size.through or {}).get(attack) or {}).get(defense, [])
         return Step("attacks", "eval", merged(runs, sized, own[defense], through), " ".join(runs))
 
-    for attack, chosen in (size.through or {}).items():  # a misspelt name would change nothing
-        unknown = [d for d in chosen or {} if d not in own]
-        if attack not in [*spec.attacks, "autoattack"] or unknown:
-            raise AdvPurifyError(
-                f"reproduce.size.through.{attack} names {unknown or 'an attack'} this plan does not run: "
-                f"use an attack of {[*spec.attacks, 'autoattack']} and defenses of {list(own)}"
-            )
     eps = f"eval.eps={listed(spec.eps)}"
     # the clean row (Table 5.1: with the target retrained on the purifier's outputs where it is)
     clean = ["eval.eps=[0]", f"eval.n={size.n_clean}"]

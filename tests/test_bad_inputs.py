@@ -315,6 +315,7 @@ def test_a_corrupted_dataset_cache_is_rebuilt_not_trusted(tmp_path):
         (["eval.n=100000"], r"eval\.n=100000 exceeds the 256 test images: set eval\.n=256"),
         (["eval.batch_size=0"], r"eval\.batch_size=0"),
         (["eval.part_size=0"], r"eval\.part_size=0: it must be a whole number >= 1"),
+        (["eval.part_size=0"], r"eval\.part_size=0: it must be a whole number >= 1"),
         (["data.module.eval_batch_size=-1"], r"data\.module\.eval_batch_size=-1"),
         (["attack=pgd", "attack.max_iter=0"], r"attack\.max_iter=0"),
         (["attack=pgd", "attack.rel_step=0"], r"attack\.rel_step=0"),

@@ -332,10 +332,3 @@ def test_bad_command_settings_are_refused_in_one_line(override, message):
 
     with pytest.raises(AdvPurifyError, match=message):
         validate(composed("reproduce", ["experiment=fmnist_smoke", override]))
-
-
-def test_a_through_override_for_a_defense_the_plan_does_not_run_is_refused():
-    from src.errors import AdvPurifyError
-
-    with pytest.raises(AdvPurifyError, match=r"through\.autoattack names \['defense_gn'\]"):
-        Reproduction(["experiment=cifar10_cpu", "+reproduce.size.through.autoattack.defense_gn=[eval.n]"])
