@@ -91,14 +91,19 @@ def build_defense(
     return checked(module)
 
 
+def options(group: str) -> list[str]:
+    """The configs of one conf/ group, by name (none for a key that is not a group)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
 def composed(config: str, overrides: Sequence[str]) -> DictConfig:
     """`conf/<config>.yaml` with command-line style overrides, as the entry points see it; a
     config group given an option it lacks stops with the options it has."""
     for override in overrides:
         group, _, option = override.partition("=")
-        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-        if options and "." not in group and option not in options:
-            raise AdvPurifyError(f"unknown {group} {option!r}: choose one of {options}")
+        known = options(group)
+        if known and "." not in group and option not in known:
+            raise AdvPurifyError(f"unknown {group} {option!r}: choose one of {known}")
     try:
         if GlobalHydra.instance().is_initialized():  # inside an entry point: its search path is ours
             return compose(config, overrides=list(overrides))

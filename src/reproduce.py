@@ -36,7 +36,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
-from src.api import CONF_DIR, composed
+from src.api import CONF_DIR, composed, options
 from src.console import console, user_errors
 from src.deadline import OutOfTime
 from src.errors import AdvPurifyError
@@ -75,10 +75,28 @@ def listed(values: Iterable[object]) -> str:
     return "[" + ",".join(str(v) for v in values) + "]"
 
 
+def check_names(size: DictConfig) -> None:
+    """A size's overrides per stage, model and attack are looked up by name, so a misspelt name
+    would silently change nothing: each must name a config that exists (not one of this plan's
+    runs: a plan narrowed on the command line still uses the same size)."""
+    attacks, defenses = options("attack"), options("defense")
+    models = options("classifier") + defenses
+    named = [("stages", "stage", STAGES), ("models", "model", models), ("fits", "model", models)]
+    named += [("attacks", "attack", attacks), ("through", "attack", attacks)]
+    named += [(f"through.{a}", "defense", defenses) for a in size.get("through") or {}]
+    for where, kind, known in named:
+        for name in OmegaConf.select(size, where) or {}:
+            if name not in known:
+                raise AdvPurifyError(
+                    f"reproduce.size.{where}.{name}: no {kind} of that name; use one of {sorted(known)}"
+                )
+
+
 def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictConfig]) -> list[Step]:
     """Every run of the reproduction in stage order, from the configs of its voting defense and
     of its threats (the surrogates they craft on, whether they choose a white-box target)."""
     size = spec.size
+    check_names(size)
     models = size.models or {}
     fits = size.fits or {}
 
@@ -221,7 +239,7 @@ class Reproduction:
         self.base = base
         self.cfg = composed("train", base)
         if "reproduce" not in self.cfg:
-            experiments = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*_*.yaml"))
+            experiments = [e for e in options("experiment") if "_" in e]
             raise AdvPurifyError(
                 f"this experiment has no reproduction plan: choose experiment= one of {experiments}"
             )

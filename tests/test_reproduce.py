@@ -319,6 +319,30 @@ def test_a_bad_voter_count_is_refused_in_one_line():
 
 
 @pytest.mark.parametrize(
+    ("typo", "fixed", "message"),
+    [
+        (
+            "through.autoattack.defense_gann",
+            "through.autoattack.defense_gan",
+            "through.autoattack.defense_gann: no defense",
+        ),
+        ("through.autoatack.defense_gan", "through.autoattack.defense_gan", "through.autoatack: no attack"),
+        ("models.vqunett", "models.vqunet", "models.vqunett: no model"),
+        ("fits.fmnist_aa", "fits.fmnist_a", "fits.fmnist_aa: no model"),
+        ("attacks.pgdd", "attacks.pgd", "attacks.pgdd: no attack"),
+        ("stages.target", "stages.targets", "stages.target: no stage"),
+    ],
+)
+def test_a_size_naming_a_model_attack_or_stage_that_does_not_exist_is_refused(typo, fixed, message):
+    """A misspelt name in a size would change nothing silently; the named fix plans."""
+    value = '["eval.part_size=8"]'
+    with pytest.raises(AdvPurifyError, match=rf"reproduce.size.{message} of that name; use one of \["):
+        Reproduction(["experiment=fmnist_smoke", f"+reproduce.size.{typo}={value}"])
+    steps = Reproduction(["experiment=fmnist_smoke", f"++reproduce.size.{fixed}={value}"]).steps
+    assert steps[-1].stage == "report"
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
         ("budget_minutes=-5", "budget_minutes=-5: it must be a finite number > 0"),
