@@ -64,3 +64,20 @@ def test_snapshots_keep_every_epoch_as_a_model_eval_loads(tmp_path):
     first, second = (checkpoints.load(f, "defense", "fmnist", (1, 32, 32), name="vqunet") for f in files)
     changed = [not torch.equal(p, q) for p, q in zip(first.parameters(), second.parameters(), strict=True)]
     assert any(changed)  # the second epoch's model, not the first one again
+
+
+def test_the_same_training_twice_gives_the_same_weights(tmp_path):
+    """Same settings, same thread count: a retrained model is the same model (data order,
+    augmentation, initialisation and codebook are seeded; VQUNet's codebook gradient was not
+    deterministic on CPU while it indexed the codebook), so a rerun repeats its numbers."""
+    common = ["debug=smoke", "data.image_size=32", "defense=vqunet", "defense.width=8"]
+
+    def trained(run: str, limit: int) -> dict[str, torch.Tensor]:
+        cfg = compose_cfg("train", [*common, f"data.module.train_limit={limit}"], tmp_path / run)
+        return checkpoints.load(
+            train(cfg)["checkpoint"], "defense", "fmnist", (1, 32, 32), name="vqunet"
+        ).state_dict()
+
+    first, second, other = trained("a", 256), trained("b", 256), trained("c", 128)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)  # other data: another model

@@ -46,7 +46,9 @@ class Quantizer(nn.Module):
         with torch.no_grad():
             distances = torch.cdist(flat, self.codebook).square_()
             indices = distances.argmin(1)
-        q = self.codebook[indices].view(n, h, w, g).permute(0, 3, 1, 2)
+        # not codebook[indices]: on CPU its gradient sums in a varying order, so a training
+        # could not repeat itself bit for bit (tests/test_train.py)
+        q = F.embedding(indices, self.codebook).view(n, h, w, g).permute(0, 3, 1, 2)
         q_st = a + (q - a).detach()
         return Quantized(q_st, q, a, indices.view(n, h, w))
 
