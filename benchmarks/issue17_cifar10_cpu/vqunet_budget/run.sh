@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Thirteenth session: VQUNet on CIFAR-10 at the cpu plan's settings, trained 4 epochs instead of 1,
+# each epoch's model kept (callbacks=snapshots), then PGD eps 0.03 under the classifier and pipeline threats.
+set -euo pipefail
+cd /work/main
+export ADVPURIFY_DATA=/work/shared/data OMP_NUM_THREADS=2
+PY=.venv/bin/python
+name=vqunet_budget
+snap=checkpoints/snapshots/cifar10/$name
+model=(experiment=cifar10_cpu defense=vqunet defense.name=$name defense.width=16 defense.lr=0.001)
+[ -f checkpoints/reproduce/cifar10_cpu/cifar10/32px/$name.ckpt ] || $PY -m src.train "${model[@]}" \
+  trainer.max_epochs=4 data.module.train_limit=30000 callbacks=snapshots callbacks.snapshots.dirpath=$snap
+for k in 1 2 4; do
+  at=(defense_ckpt=$snap/epoch$(printf %03d $((k - 1))).ckpt paths.results_dir=results/vqunet_budget/e$k)
+  $PY -m src.eval "${model[@]}" "${at[@]}" attack=pgd threat=classifier eval.n=1000 "eval.eps=[0.03]"
+  $PY -m src.eval "${model[@]}" "${at[@]}" attack=pgd threat=pipeline eval.n=100 "eval.eps=[0.03]"
+done
