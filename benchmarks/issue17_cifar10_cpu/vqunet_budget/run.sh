@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Thirteenth session: VQUNet on CIFAR-10 at the cpu plan's settings, trained 4 epochs instead of 1,
-# each epoch's model kept (callbacks=snapshots), then PGD eps 0.03 under the classifier and pipeline threats.
+# Issue 17, thirteenth session: VQUNet on CIFAR-10 at the cpu plan's settings, trained 4 epochs instead
+# of 1, each epoch's model kept (callbacks=snapshots), then PGD eps 0.03 under the classifier and
+# pipeline threats. Needs the cpu plan's cifar_a (scripts/reproduce.sh cifar10 cpu, its targets stage).
 set -euo pipefail
-cd /work/main
-export ADVPURIFY_DATA=/work/shared/data OMP_NUM_THREADS=2
+cd "$(dirname "$0")/../../.."
+export ADVPURIFY_DATA=${ADVPURIFY_DATA:-../shared/data} OMP_NUM_THREADS=2
 PY=.venv/bin/python
 name=vqunet_budget
 snap=checkpoints/snapshots/cifar10/$name
