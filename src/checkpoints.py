@@ -136,9 +136,9 @@ class SelfDescribing:
         }
 
 
-# what a checkpoint's hyperparameters may ask to build (`_target_`): our architectures and
-# attacks, torch's optimizers and schedulers; each must name a class, never a function
-BUILDABLE = ("src.classifiers.", "src.attacks.", "torch.optim.")
+# packages whose classes a checkpoint's hyperparameters may ask to build (`_target_`): our
+# architectures and attacks; plus torch's optimizers and schedulers, listed by full path
+BUILDABLE = ("src.classifiers", "src.attacks")
 OURS = ("src.classifiers.", "src.defenses.")  # modules a checkpoint's class may be imported from
 KINDS = {  # the class every checkpoint of a kind must be, or subclass
     "classifier": "src.classifiers.module.ClassifierModule",
@@ -175,20 +175,55 @@ def allowed_class(name: str, base: type, path: Path) -> type:
     return cls
 
 
+def torch_buildables() -> dict[str, type]:
+    """torch's optimizers and schedulers by the full paths a config names them with
+    (`torch.optim.Adam`, `torch.optim.lr_scheduler.CosineAnnealingLR`)."""
+    from torch.optim import Optimizer, lr_scheduler
+
+    found = {}
+    for prefix, space, base in (
+        ("torch.optim", vars(torch.optim), Optimizer),
+        ("torch.optim.lr_scheduler", vars(lr_scheduler), lr_scheduler.LRScheduler),
+    ):
+        for attr, obj in space.items():
+            if isinstance(obj, type) and issubclass(obj, base) and obj is not base:
+                found[f"{prefix}.{attr}"] = obj
+    return found
+
+
+def project_class(target: str) -> type | None:
+    """The class `target` names if it is defined, under exactly that name, in one of our
+    `BUILDABLE` packages. Only our own module is imported, and the name is looked up in it
+    once: no attribute is walked, so `src.attacks.base.torch....` names nothing."""
+    module_name, _, attr = target.rpartition(".")
+    if not any(module_name == pkg or module_name.startswith(pkg + ".") for pkg in BUILDABLE):
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    obj = vars(module).get(attr)
+    if isinstance(obj, type) and obj.__module__ == module_name and obj.__qualname__ == attr:
+        return obj
+    return None
+
+
 def check_targets(node: Any, path: Path) -> None:
-    """Refuse hyperparameters that would build anything but an allowed class (`BUILDABLE`)."""
+    """Refuse hyperparameters that would build anything but a class this project defines in
+    `BUILDABLE` or one of torch's optimizers and schedulers, each named by its full path.
+
+    A checkpoint is data from anywhere: resolving its `_target_` by walking attributes (as
+    Hydra does) reaches any module an allowed one imports, and so files and processes."""
     if isinstance(node, dict):
         target = node.get("_target_")
         if target is not None:
-            ok = isinstance(target, str) and target.startswith(BUILDABLE)
-            obj = None
-            if ok:
-                with suppress(Exception):
-                    obj = get_object(target)
-            if not isinstance(obj, type):
+            allowed = isinstance(target, str) and (
+                target in torch_buildables() or project_class(target) is not None
+            )
+            if not allowed:
                 raise AdvPurifyError(
-                    f"{path} asks to build {target!r}, which is not an allowed class "
-                    f"(one of {list(BUILDABLE)}): refusing to load it"
+                    f"{path} asks to build {target!r}, which is neither a class of "
+                    f"{', '.join(BUILDABLE)} nor a torch optimizer or scheduler: refusing to load it"
                 )
         for value in node.values():
             check_targets(value, path)

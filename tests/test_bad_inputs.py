@@ -53,17 +53,47 @@ def test_a_checkpoint_naming_another_callable_is_refused(trained, tmp_path):
         assert str(path) in one_line(err)
 
 
-def test_hyperparameters_that_would_build_a_callable_are_refused(trained, tmp_path):
+ATTRIBUTE_PATHS = (
+    # each starts with an allowed name and walks on through a module that one imports
+    "torch.optim.adam.torch.storage.io.FileIO",
+    "torch.optim.adam.torch.ctypes.util.subprocess.Popen",
+    "src.classifiers.target.torch.storage.io.FileIO",
+    "src.attacks.base.torch.storage.io.FileIO",
+    "torch.optim.Adam.__init__.__globals__",
+)
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["os.system", "pathlib.Path.touch", "src.results.append_rows", "torch.load", *ATTRIBUTE_PATHS],
+)
+@pytest.mark.parametrize("place", ["net", "optimizer"])
+def test_hyperparameters_that_would_build_anything_but_a_known_class_are_refused(
+    trained, tmp_path, target, place
+):
+    """A crafted checkpoint that asks for FileIO in write mode would truncate `victim`."""
     good = torch.load(trained["ckpt"], weights_only=True)
-    planted = tmp_path / "pwned"
-    for target in ("os.system", "pathlib.Path.touch", "src.results.append_rows", "torch.load"):
-        hparams = {**good["hyper_parameters"], "net": {"_target_": target, "path": str(planted)}}
-        path = tmp_path / "bad.ckpt"
-        torch.save({**good, "hyper_parameters": hparams}, path)
-        with pytest.raises(AdvPurifyError, match="not an allowed class") as err:
-            load_classifier("fmnist", "fmnist_a", path)
-        assert str(path) in one_line(err)
-    assert not planted.exists()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("a finished result")
+    node = {"_target_": target, "file": str(victim), "mode": "w", "args": ["touch", str(victim)]}
+    path = tmp_path / "bad.ckpt"
+    torch.save({**good, "hyper_parameters": {**good["hyper_parameters"], place: node}}, path)
+    with pytest.raises(AdvPurifyError, match="refusing to load it") as err:
+        load_classifier("fmnist", "fmnist_a", path)
+    assert str(path) in one_line(err)
+    assert victim.read_text() == "a finished result"
+
+
+def test_the_classes_a_config_names_are_still_buildable():
+    for target in (
+        "torch.optim.Adam",
+        "torch.optim.SGD",
+        "torch.optim.lr_scheduler.CosineAnnealingLR",
+        "src.classifiers.target.FmnistA",
+        "src.classifiers.densenet.DenseNet",
+        "src.attacks.pgd.PGD",
+    ):
+        checkpoints.check_targets({"_target_": target}, pathlib.Path("x.ckpt"))
 
 
 @pytest.mark.parametrize(
