@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from src.api import CONF_DIR
-from src.checkpoints import load
+from src.runtime.checkpoints import load
+from src.runtime.configs import CONF_DIR
 
 # label -> (attack config, overrides, gradient steps per image for the floor; None: data-dependent)
 ATTACKS = {

@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from src.results import read_rows
+from src.reporting.rows import read_rows
 
 PIXELS = 32 * 32  # clean_recon_l1_255 sums |x - purify(x)| over one 1x32x32 image on the 0-255 scale
 

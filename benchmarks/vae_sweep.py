@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from src.results import read_rows
+from src.reporting.rows import read_rows
 from src.train import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -18,7 +18,7 @@ import torchattacks
 from pyautoattack import AutoAttack
 
 from src.api import attackable, composed, defended, load_classifier, load_defense, robust_accuracy
-from src.errors import build
+from src.runtime.errors import build
 
 
 def main() -> None:

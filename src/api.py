@@ -18,99 +18,42 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
 from torch import nn
 
-from src import checkpoints
-from src.card import read_card
-from src.defenses.base import (
-    CompositeDefense,
-    DefendedClassifier,
-    Defense,
-    TrainedPurifier,
-    checked,
-    defense_class,
+from src.defenses.base import DefendedClassifier, checked
+from src.eval import scores_under_attack
+from src.evaluation.models import (
+    build_defense,
+    common_shape,
+    defended,
+    input_shape_of,
+    load_classifier,
+    target_name,
 )
-from src.errors import AdvPurifyError, build
-from src.threats import Pipeline
-from src.zoo import entry as zoo_entry
+from src.evaluation.threats import Pipeline
+from src.reporting.cards import entry as zoo_entry
+from src.reporting.cards import read_card
+from src.runtime.configs import CONF_DIR, composed, options
+from src.runtime.errors import AdvPurifyError
 
 if TYPE_CHECKING:  # ART loads in seconds: only art_classifier imports it
     from art.estimators.classification import PyTorchClassifier
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
-def load_classifier(
-    data: str,
-    name: str,
-    ckpt: str | Path | None = None,
-    checkpoint_dir: str | Path = "checkpoints",
-    input_shape: tuple[int, ...] | None = None,
-) -> nn.Module:
-    """A trained classifier, frozen, in eval mode; `ckpt` overrides
-    checkpoints/<data>/<size>px/<name>.ckpt (the one size published, when no shape is given)."""
-    path = ckpt or checkpoints.find(checkpoint_dir, data, name, input_shape)
-    hint = checkpoints.train_hint(data, input_shape, "classifier", name)
-    return checkpoints.load(path, "classifier", data, input_shape, hint, name=name)
-
-
-def target_name(classifier: str, defense: DictConfig, retrained: bool) -> str:
-    """The classifier a run uses: `<classifier>+<purifier>` when retrained on the purifier's outputs."""
-    return (
-        checkpoints.retrained_name(classifier, defense.get("purifier", defense.name))
-        if retrained
-        else classifier
-    )
-
-
-def build_defense(
-    cfg: DictConfig,
-    data: str,
-    ckpt: str | Path | None = None,
-    checkpoint_dir: str | Path = "checkpoints",
-    input_shape: tuple[int, ...] | None = None,
-    classifier: str | None = None,
-) -> Defense:
-    """A defense from its config, by its form (src/defenses/base.py): a trained purifier from its
-    checkpoint, with the config's test-time settings; a composite from its parts' checkpoints
-    (and, given the target's name, what it prepared for it); any other built directly."""
-    cls = defense_class(cfg._target_)
-    if issubclass(cls, CompositeDefense):
-        return checked(cls.from_checkpoints(cfg, data, checkpoint_dir, input_shape, classifier).eval())
-    if not issubclass(cls, TrainedPurifier):
-        return checked(build(cfg).eval())
-    path = ckpt or checkpoints.find(checkpoint_dir, data, cfg.name, input_shape)
-    hint = checkpoints.train_hint(data, input_shape, "defense", cfg.name)
-    module = checkpoints.load(path, "defense", data, input_shape, hint, name=cfg.name, base=cls)
-    for key in module.test_time_hparams:
-        module.hparams[key] = cfg[key]
-    return checked(module)
-
-
-def options(group: str) -> list[str]:
-    """The configs of one conf/ group, by name (none for a key that is not a group)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
-def composed(config: str, overrides: Sequence[str]) -> DictConfig:
-    """`conf/<config>.yaml` with command-line style overrides, as the entry points see it; a
-    config group given an option it lacks stops with the options it has."""
-    for override in overrides:
-        group, _, option = override.partition("=")
-        known = options(group)
-        if known and "." not in group and option not in known:
-            raise AdvPurifyError(f"unknown {group} {option!r}: choose one of {known}")
-    try:
-        if GlobalHydra.instance().is_initialized():  # inside an entry point: its search path is ours
-            return compose(config, overrides=list(overrides))
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            return compose(config, overrides=list(overrides))
-    except (MissingConfigException, OverrideParseException, ConfigCompositionException) as err:
-        raise AdvPurifyError(f"overrides {list(overrides)}: {err}") from err
+__all__ = [
+    "CONF_DIR",
+    "art_classifier",
+    "attackable",
+    "build_defense",
+    "card",
+    "composed",
+    "defended",
+    "input_shape_of",
+    "load_classifier",
+    "load_defense",
+    "options",
+    "robust_accuracy",
+    "target_name",
+]
 
 
 def load_defense(
@@ -131,33 +74,6 @@ def load_defense(
 def card(data: str, name: str, zoo: str | Path = "zoo") -> dict:
     """The model card of a purifier exported to `<zoo>/<data>/<name>/` (src.export)."""
     return read_card(zoo_entry(zoo, data, name))
-
-
-def input_shape_of(model: nn.Module) -> tuple[int, ...] | None:
-    """The input shape a trained model records (None for `none` and foreign modules)."""
-    hparams = getattr(model, "hparams", None)
-    if hparams is not None and "input_shape" in hparams:
-        return tuple(hparams["input_shape"])
-    purifier = getattr(model, "purifier", None)  # a composite reports its purifier's
-    return input_shape_of(purifier) if purifier is not None else None
-
-
-def common_shape(classifier: nn.Module, defense: nn.Module) -> tuple[int, ...] | None:
-    """The input shape both models take (None when neither records one)."""
-    shapes = {"classifier": input_shape_of(classifier), "purifier": input_shape_of(defense)}
-    if None not in shapes.values() and shapes["classifier"] != shapes["purifier"]:
-        raise AdvPurifyError(
-            f"the classifier takes images of shape {shapes['classifier']} but the purifier "
-            f"{shapes['purifier']}: load both for the same data and data.image_size"
-        )
-    return shapes["classifier"] or shapes["purifier"]
-
-
-def defended(classifier: nn.Module, defense: nn.Module) -> nn.Module:
-    """One module that purifies, then classifies, and checks its inputs (`check_images`): the
-    model to predict with. Do not hand it to an attack library: its gradient through a
-    non-differentiable purifier is wrong or zero; attack `attackable()` instead."""
-    return DefendedClassifier(classifier, defense, common_shape(classifier, defense)).eval()
 
 
 def attackable(classifier: nn.Module, purifier: nn.Module, eot_samples: int = 8) -> nn.Module:
@@ -185,7 +101,7 @@ def art_classifier(
             f"defense {purifier.name} is random and ART takes one draw per gradient: wrap "
             "attackable(classifier, purifier, eot_samples=8) in art's PyTorchClassifier for EOT"
         )
-    from src.art_estimator import defended_estimator
+    from src.evaluation.art_estimator import defended_estimator
 
     device = next(classifier.parameters()).device
     return defended_estimator(classifier, purifier, shape, device)
@@ -206,8 +122,6 @@ def robust_accuracy(
     settings, images and seed (eps 0: clean accuracy through the purifier). `overrides` are
     src.eval's, e.g. ["attack.max_iter=100", "seed=1"]; under `transfer`/`paper` the white-box
     share is crafted on `model`'s classifier and surrogates load from `checkpoint_dir`."""
-    from src.eval import scores_under_attack  # src.eval builds on this module
-
     classifier, defense = (
         (model.classifier, model.defense)
         if isinstance(model, DefendedClassifier)

@@ -25,50 +25,40 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.table import Table
 from torch import nn
 
-from src.api import (
-    CONF_DIR,
-    build_defense,
-    common_shape,
-    composed,
-    defended,
-    load_classifier,
-    target_name,
-)
 from src.attacks import parse_norm, within_budget
 from src.attacks.base import Attack, attack_class
-from src.checkpoints import stable_path
-from src.console import console, image_progress, print_config, user_errors
-from src.crafted import FolderStore, Store, crafted_part, shared_store
 from src.data.base import ImageDataModule
-from src.deadline import OutOfTime, past
 from src.defenses.base import (
     Analysis,
-    CompositeDefense,
     DefendedClassifier,
     Defense,
-    TrainedPurifier,
     check_images,
     defense_class,
-    fingerprinted,
 )
-from src.device import resolve_device
-from src.errors import AdvPurifyError, build
-from src.grids import grid_images, grid_path, grid_title, save_grid
-from src.loggers import build_loggers, close_loggers, log_grid, log_results
-from src.provenance import git_commit
-from src.results import (
+from src.evaluation.crafted import FolderStore, Store, crafted_part, shared_store
+from src.evaluation.fingerprints import run_files, run_fingerprint, white_box_name
+from src.evaluation.grids import grid_images
+from src.evaluation.models import build_defense, common_shape, defended, load_classifier, target_name
+from src.evaluation.settings import validate
+from src.evaluation.threats import Parts
+from src.reporting.grids import grid_path, grid_title, save_grid
+from src.reporting.rows import (
     COLUMNS,
     KEY,
     append_rows,
     cell_seed,
-    fingerprint,
     finished_rows,
     locked,
     require_writable,
     write_layout,
 )
-from src.threats import Parts
-from src.validate import validate
+from src.runtime.configs import CONF_DIR, composed
+from src.runtime.console import console, image_progress, print_config, user_errors
+from src.runtime.deadline import OutOfTime, past
+from src.runtime.devices import resolve_device
+from src.runtime.errors import AdvPurifyError, build
+from src.runtime.loggers import build_loggers, close_loggers, log_grid, log_results
+from src.runtime.provenance import git_commit
 
 
 def validate_eps(eps: Any, norm: float) -> list[float]:
@@ -141,7 +131,7 @@ class Crafter:
 
     Under an oblivious threat (`classifier`, `transfer`, `paper`) the images do not depend on
     the defense, so their seeds leave it out, and the parts of each crafting can be kept in a
-    `store` the next runs share (the next defense's cell; see `src.crafted`); a row reports the
+    `store` the next runs share (the next defense's cell; see `src.evaluation.crafted`); a row reports the
     seconds of the crafting that made its images. With `part_size`, each model's share is
     crafted in parts of that many images; when parts are kept on disk, none starts after
     `deadline` (stopping there loses nothing)."""
@@ -272,17 +262,6 @@ def load(cfg: DictConfig, datamodule: ImageDataModule, name: str, device: torch.
     attacked = classifier if white_box == name else surrogate(white_box).requires_grad_(False)
     parts = build(cfg.threat, _convert_="all").parts(attacked, defense, len(y), surrogate)
     return Loaded(classifier, defense, defended(classifier, defense), x, y, parts)
-
-
-def white_box_name(cfg: DictConfig, scored: str) -> str:
-    """The classifier a threat's white-box share is crafted on: the scored one, unless the threat
-    chooses (`threat.white_box`, SPEC 4.3) and has a white-box share (`threat.mix` < 1). A defense
-    without weights has no retrained target, so for it both choices name the original classifier."""
-    choice = cfg.threat.get("white_box")
-    weighted = issubclass(defense_class(cfg.defense._target_), (TrainedPurifier, CompositeDefense))
-    if choice is None or not weighted or cfg.threat.get("mix", 0) >= 1:  # mix 1: no white-box share
-        return scored
-    return target_name(cfg.classifier.name, cfg.defense, choice == "retrained")
 
 
 def clean_scores(loaded: Loaded, batch: int, seed: int, data: str, name: str) -> dict[str, float]:
@@ -485,43 +464,6 @@ def scores_under_attack(
         eps: measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)[0]["adv_acc"]
         for eps in eps_grid
     }
-
-
-def crafting_files(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> list[Path]:
-    """The checkpoints an oblivious threat crafts on: the target, its white-box choice, surrogates."""
-    ckpt_dir = cfg.paths.checkpoint_dir
-    files = [Path(cfg.ckpt or stable_path(ckpt_dir, data, classifier, shape))]
-    if white_box_name(cfg, classifier) != classifier:
-        files.append(stable_path(ckpt_dir, data, white_box_name(cfg, classifier), shape))
-    return files + [stable_path(ckpt_dir, data, s, shape) for s in cfg.threat.get("surrogates", [])]
-
-
-def run_fingerprint(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> tuple[str, str]:
-    """What decides this run's numbers beyond its results key (see `results.fingerprint`), and
-    the part of it that is the models alone (the `models` column)."""
-    settings = {
-        key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("attack", "defense", "threat")
-    }
-    settings["defense"] = fingerprinted(settings["defense"])
-    settings |= {"data": OmegaConf.to_container(cfg.data, resolve=True), "n": cfg.eval.n, "seed": cfg.seed}
-    settings |= {"analyses": sorted(cfg.eval.analyses)}  # their rows come with the cell
-    if cfg.eval.part_size is not None:  # absent when null, so rows from before the key still count
-        settings["part_size"] = cfg.eval.part_size
-    files = run_files(cfg, data, classifier, shape)
-    return fingerprint(settings, files), fingerprint({}, files)
-
-
-def run_files(cfg: DictConfig, data: str, classifier: str, shape: tuple[int, ...]) -> list[Path]:
-    """Every checkpoint a run's numbers depend on: the target, the defense's, the crafting's."""
-    ckpt_dir = cfg.paths.checkpoint_dir
-    target, *others = crafting_files(cfg, data, classifier, shape)
-    files = [target]
-    cls = defense_class(cfg.defense._target_)
-    if issubclass(cls, CompositeDefense):
-        files += cls.part_paths(cfg.defense, data, ckpt_dir, shape, classifier)
-    elif issubclass(cls, TrainedPurifier):
-        files.append(Path(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape)))
-    return files + others
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:

@@ -27,14 +27,16 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from src.api import CONF_DIR, build_defense, load_classifier
-from src.card import build_card, write_card
-from src.checkpoints import place, stable_path
-from src.console import console, print_config, user_errors
 from src.defenses.base import DefendedClassifier, defense_class
-from src.errors import AdvPurifyError, build
-from src.results import content_digest
-from src.validate import validate
+from src.evaluation.cards import build_card
+from src.evaluation.models import build_defense, load_classifier
+from src.evaluation.settings import validate
+from src.reporting.cards import write_card
+from src.reporting.rows import content_digest
+from src.runtime.checkpoints import place, stable_path
+from src.runtime.configs import CONF_DIR
+from src.runtime.console import console, print_config, user_errors
+from src.runtime.errors import AdvPurifyError, build
 
 
 class Chain(nn.Module):

@@ -25,13 +25,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from omegaconf import DictConfig, OmegaConf
 
-from src.api import CONF_DIR
-from src.console import console, user_errors
-from src.errors import AdvPurifyError
-from src.grids import IMAGES, ROWS, grid_path, grid_title
-from src.reproduction import reproduction_tables
-from src.results import KEY, analysis_tables, decision_names, read_rows
-from src.sanity import Check, sanity_checks
+from src.reporting.checklist import Check, sanity_checks
+from src.reporting.grids import IMAGES, ROWS, grid_path, grid_title
+from src.reporting.published import reproduction_tables
+from src.reporting.rows import KEY, analysis_tables, decision_names, read_rows
+from src.runtime.configs import CONF_DIR
+from src.runtime.console import console, user_errors
+from src.runtime.errors import AdvPurifyError
 
 Curve = dict[float, float]
 

@@ -36,16 +36,16 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
-from src.api import CONF_DIR, composed, options
-from src.console import console, user_errors
-from src.deadline import OutOfTime
-from src.errors import AdvPurifyError
 from src.eval import evaluate, grid_state
-from src.provenance import git_commit
+from src.evaluation.settings import validate
 from src.report import report
-from src.results import append_rows, content_digest, fingerprint, read_rows
+from src.reporting.rows import append_rows, content_digest, fingerprint, read_rows
+from src.runtime.configs import CONF_DIR, composed, options
+from src.runtime.console import console, user_errors
+from src.runtime.deadline import OutOfTime
+from src.runtime.errors import AdvPurifyError
+from src.runtime.provenance import git_commit
 from src.train import interrupted, superseded, train, training_state
-from src.validate import validate
 
 STAGES = ("targets", "surrogates", "purifiers", "retrained", "voters", "attacks", "report")
 
@@ -182,7 +182,7 @@ def conf_digest() -> str:
 
 def execute(base: list[str], step: Step, deadline: float | None = None) -> None:
     """One train or eval run, composed as its command line would be, stopped at `deadline`
-    (src.deadline)."""
+    (src.runtime.deadline)."""
     cfg = composed(step.entry, [*base, *step.overrides])
     if step.entry == "eval":
         evaluate(cfg, deadline)
@@ -368,7 +368,7 @@ def reproduce(
 ) -> dict[str, Tally]:
     """Run what is left of the plan in order, up to `jobs` runs of a stage at once; once
     `budget_minutes` are spent, start no run, no eps of a running grid and no epoch of a
-    running training (src.deadline)."""
+    running training (src.runtime.deadline)."""
     start = clock()
     deadline = None if budget_minutes is None else time.time() + 60 * budget_minutes
     work = Reproduction(base)

@@ -22,20 +22,21 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.api import CONF_DIR, build_defense, target_name
-from src.checkpoints import publish, read, retrained_name, stable_path, training_stamp
 from src.classifiers.module import ClassifierModule
-from src.console import console, print_config, user_errors
 from src.data.base import ImageDataModule
-from src.deadline import OutOfTime, StopAtDeadline
 from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class, fingerprinted
 from src.defenses.vote import tables_path
-from src.device import resolve_device, trainer_devices
-from src.errors import AdvPurifyError, build
-from src.guards import StopOnNonFinite
-from src.loggers import build_loggers, close_loggers
-from src.results import fingerprint, portable
-from src.validate import validate
+from src.evaluation.models import build_defense, target_name
+from src.evaluation.settings import validate
+from src.reporting.rows import fingerprint, portable
+from src.runtime.callbacks import StopAtDeadline, StopOnNonFinite
+from src.runtime.checkpoints import publish, read, retrained_name, stable_path, training_stamp
+from src.runtime.configs import CONF_DIR
+from src.runtime.console import console, print_config, user_errors
+from src.runtime.deadline import OutOfTime
+from src.runtime.devices import resolve_device, trainer_devices
+from src.runtime.errors import AdvPurifyError, build
+from src.runtime.loggers import build_loggers, close_loggers
 
 TASKS = ("fit", "retrain", "tables")
 

@@ -10,44 +10,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 
-from src.card import CARD_JSON, read_card
-from src.console import console, user_errors
-from src.errors import AdvPurifyError
-
-HEADLINE_EPS = 0.1  # the budget of the headline number (the dissertation's Fashion-MNIST figures)
-
-
-def entry(zoo: str | Path, data: str, name: str) -> Path:
-    """The zoo folder of one defense, once it exists."""
-    folder = Path(zoo) / data / name
-    if not (folder / f"{name}.ckpt").exists():
-        held = sorted(str(p.parent.relative_to(zoo)) for p in Path(zoo).glob(f"*/*/{CARD_JSON}"))
-        raise AdvPurifyError(
-            f"no {name} for data={data} in {zoo}: export it with python -m src.export defense={name} "
-            f"data={data} (the zoo holds {held or 'nothing'})"
-        )
-    return folder
-
-
-def cards(zoo: str | Path) -> list[dict[str, Any]]:
-    return [read_card(path.parent) for path in sorted(Path(zoo).glob(f"*/*/{CARD_JSON}"))]
-
-
-def headline(card: dict[str, Any]) -> str:
-    """The worst accuracy at HEADLINE_EPS under the adaptive threat, over the attacks run."""
-    found = [
-        r
-        for r in card["robust_accuracy"]
-        if r["threat"] == "pipeline" and abs(r["eps"] - HEADLINE_EPS) < 1e-9
-    ]
-    if not found:
-        return "not measured"
-    worst = min(found, key=lambda r: r["adv_acc"])
-    return f"{worst['adv_acc']:.4f} ({worst['attack']}, n={worst['n']})"
+from src.reporting.cards import HEADLINE_EPS, cards, headline
+from src.runtime.console import console, user_errors
 
 
 def list_zoo(zoo: str | Path) -> Table:

@@ -35,7 +35,7 @@ def seeded_vqunet(tmp: Path) -> Path:
     import torch
     from hydra.utils import get_class
 
-    from src import checkpoints
+    from src.runtime import checkpoints
 
     torch.manual_seed(0)
     hparams = {"name": "vqunet", "data": "fmnist", "input_shape": (1, 32, 32), "num_classes": 10, "width": 16}

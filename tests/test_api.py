@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.api import defended, load_classifier, load_defense
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 def test_defended_none_equals_the_classifier(trained):

@@ -10,9 +10,9 @@ from art.attacks.evasion import ProjectedGradientDescent
 from torch import nn
 
 from src.api import art_classifier, attackable, defended, load_classifier, load_defense, robust_accuracy
-from src.art_estimator import estimator
-from src.errors import AdvPurifyError, build
 from src.eval import evaluate
+from src.evaluation.art_estimator import estimator
+from src.runtime.errors import AdvPurifyError, build
 from tests.conftest import compose_cfg
 
 

@@ -9,9 +9,9 @@ import torch
 from src.api import load_classifier
 from src.attacks.autoattack import AutoAttack
 from src.defenses.base import DefendedClassifier, Defense
-from src.errors import AdvPurifyError
 from src.eval import evaluate
-from src.threats import Pipeline
+from src.evaluation.threats import Pipeline
+from src.runtime.errors import AdvPurifyError
 from tests.conftest import compose_cfg, install_target
 
 

@@ -11,9 +11,9 @@ import re
 import pytest
 import torch
 
-from src import checkpoints
 from src.api import load_classifier
-from src.errors import AdvPurifyError
+from src.runtime import checkpoints
+from src.runtime.errors import AdvPurifyError
 
 
 class Planted:
@@ -65,7 +65,7 @@ ATTRIBUTE_PATHS = (
 
 @pytest.mark.parametrize(
     "target",
-    ["os.system", "pathlib.Path.touch", "src.results.append_rows", "torch.load", *ATTRIBUTE_PATHS],
+    ["os.system", "pathlib.Path.touch", "src.reporting.rows.append_rows", "torch.load", *ATTRIBUTE_PATHS],
 )
 @pytest.mark.parametrize("place", ["net", "optimizer"])
 def test_hyperparameters_that_would_build_anything_but_a_known_class_are_refused(
@@ -175,7 +175,7 @@ def _evaluate(cfg) -> None:
 def test_the_same_grid_started_twice_at_once_computes_each_cell_once(trained, tmp_path):
     import multiprocessing
 
-    from src.results import read_rows
+    from src.reporting.rows import read_rows
 
     cfg = grid_cfg(trained, tmp_path, "eval.eps=[0.1,0.2]")
     context = multiprocessing.get_context("spawn")
@@ -193,7 +193,7 @@ def test_the_fingerprint_follows_checkpoint_content_not_its_mtime(trained, tmp_p
     import os
     import shutil
 
-    from src.results import fingerprint
+    from src.reporting.rows import fingerprint
 
     copy = tmp_path / "fmnist_a.ckpt"
     shutil.copyfile(trained["ckpt"], copy)

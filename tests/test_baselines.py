@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from src import checkpoints
 from src.api import build_defense
 from src.defenses.components.wgan import Critic, Generator, gradient_penalty
 from src.defenses.defense_gan import DefenseGAN
 from src.defenses.defense_vae import DefenseVAE
-from src.errors import AdvPurifyError
 from src.eval import evaluate
+from src.runtime import checkpoints
+from src.runtime.errors import AdvPurifyError
 from src.train import build_module, train
 from tests.conftest import compose_cfg, install_target
 

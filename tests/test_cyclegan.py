@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from src import checkpoints
 from src.defenses.components.unet import UNetGenerator
 from src.defenses.cyclegan import DefenseCycleGAN, cycle_consistency_loss
-from src.errors import AdvPurifyError
 from src.eval import evaluate
+from src.runtime import checkpoints
+from src.runtime.errors import AdvPurifyError
 from src.train import build_module, train
 from tests.conftest import compose_cfg
 

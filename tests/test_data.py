@@ -11,7 +11,7 @@ import torch
 
 from src.data.cifar10 import CIFAR10DataModule
 from src.data.fmnist import FashionMNISTDataModule
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 DATA = os.environ.get("ADVPURIFY_DATA")
 CACHE = os.path.expanduser(os.environ.get("ADVPURIFY_CACHE", "~/.cache/advpurify"))

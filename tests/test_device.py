@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src import device as device_module
-from src.device import job_gpu, resolve_device, trainer_devices
-from src.errors import AdvPurifyError
+from src.runtime import devices as device_module
+from src.runtime.devices import job_gpu, resolve_device, trainer_devices
+from src.runtime.errors import AdvPurifyError
 
 
 def test_jobs_spread_over_the_gpus_round_robin():

@@ -11,11 +11,12 @@ import pytest
 from hydra.utils import instantiate
 
 from src.defenses.none import NoDefense
-from src.errors import AdvPurifyError, build
 from src.eval import evaluate
-from src.grids import ROWS, grid_images, grid_path
+from src.evaluation.grids import grid_images
 from src.report import report
-from src.results import COLUMNS, read_rows
+from src.reporting.grids import ROWS, grid_path
+from src.reporting.rows import COLUMNS, read_rows
+from src.runtime.errors import AdvPurifyError, build
 from tests.conftest import ROOT, compose_cfg
 
 

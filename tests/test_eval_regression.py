@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from src.results import TEXT_COLUMNS, read_rows
+from src.reporting.rows import TEXT_COLUMNS, read_rows
 from tests.grid_regression import VOLATILE, run_grid
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from src.api import card, load_classifier, load_defense
-from src.errors import AdvPurifyError, build
 from src.eval import evaluate
 from src.export import export
-from src.results import append_rows, read_rows
+from src.reporting.rows import append_rows, read_rows
+from src.runtime.errors import AdvPurifyError, build
 from src.zoo import list_zoo
 from tests.conftest import compose_cfg
 

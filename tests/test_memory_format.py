@@ -10,8 +10,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from src import checkpoints
 from src.classifiers.module import ClassifierModule
+from src.runtime import checkpoints
 from src.train import train
 from tests.conftest import CONF, compose_cfg
 

@@ -14,7 +14,7 @@ from src.attacks.deepfool import DeepFool
 from src.attacks.fgsm import FGSM
 from src.attacks.gradient import gradient_attack
 from src.attacks.pgd import PGD
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 CLASSES = {"fgsm": FGSM, "bim": BIM, "pgd": PGD, "cw": CWLinf, "cw_l2": CWL2, "deepfool": DeepFool}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from src.errors import AdvPurifyError
 from src.report import report
-from src.results import COLUMNS, append_rows
+from src.reporting.rows import COLUMNS, append_rows
+from src.runtime.errors import AdvPurifyError
 
 
 def row(defense: str, attack: str, eps: float, adv: float) -> dict:

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from src import deadline as run_deadline
 from src import eval as reproduction_eval
 from src import reproduce as reproduction
 from src.api import composed
-from src.errors import AdvPurifyError
 from src.eval import run_fingerprint
+from src.reporting.rows import read_rows
 from src.reproduce import STAGES, Reproduction, reproduce, waves
-from src.results import read_rows
+from src.runtime import deadline as run_deadline
+from src.runtime.errors import AdvPurifyError
 from src.train import training_state
 from tests.conftest import ROOT
 
@@ -305,14 +305,14 @@ def test_the_script_refuses_a_dataset_or_size_it_does_not_have():
 
 
 def test_an_experiment_without_a_plan_is_refused_with_the_ones_that_have_one():
-    from src.errors import AdvPurifyError
+    from src.runtime.errors import AdvPurifyError
 
     with pytest.raises(AdvPurifyError, match=r"choose experiment= one of \[.*fmnist_smoke"):
         Reproduction(["experiment=demo"])
 
 
 def test_a_bad_voter_count_is_refused_in_one_line():
-    from src.errors import AdvPurifyError
+    from src.runtime.errors import AdvPurifyError
 
     with pytest.raises(AdvPurifyError, match=r"reproduce.size.voters=0: it must be a whole number >= 1"):
         Reproduction(["experiment=fmnist_smoke", "reproduce.size.voters=0"])
@@ -351,8 +351,8 @@ def test_a_size_naming_a_model_attack_or_stage_that_does_not_exist_is_refused(ty
     ],
 )
 def test_bad_command_settings_are_refused_in_one_line(override, message):
-    from src.errors import AdvPurifyError
-    from src.validate import validate
+    from src.evaluation.settings import validate
+    from src.runtime.errors import AdvPurifyError
 
     with pytest.raises(AdvPurifyError, match=message):
         validate(composed("reproduce", ["experiment=fmnist_smoke", override]))

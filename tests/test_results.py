@@ -7,7 +7,7 @@ import multiprocessing as mp
 
 import pytest
 
-from src.results import COLUMNS, append_rows, read_rows
+from src.reporting.rows import COLUMNS, append_rows, read_rows
 
 
 def row(i: int, **extra) -> dict:
@@ -81,7 +81,7 @@ def test_the_commit_named_is_the_code_the_process_loaded_not_a_later_head(tmp_pa
     """Rows of a run that lasts hours name the code it runs, even when commits land meanwhile."""
     import subprocess
 
-    from src.provenance import git_commit
+    from src.runtime.provenance import git_commit
 
     def git(*args: str) -> None:
         who = ["-c", "user.name=t", "-c", "user.email=t@t"]

@@ -8,8 +8,8 @@ import torch
 from src.defenses.base import Defense
 from src.eval import evaluate
 from src.report import report
-from src.results import COLUMNS
-from src.sanity import Check, sanity_checks
+from src.reporting.checklist import Check, sanity_checks
+from src.reporting.rows import COLUMNS
 from tests.conftest import compose_cfg
 
 

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from src import checkpoints
 from src.defenses.components.spatial_frequency import SpatialFrequencyLoss, log_kernel
 from src.defenses.sfl_vae import SFLVAE, kl_to_prior
+from src.runtime import checkpoints
 from src.train import build_module, train
 from tests.conftest import compose_cfg
 from tests.test_augment import real_images

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from src.errors import AdvPurifyError
 from src.eval import evaluate
-from src.threats import Pipeline, PipelineThreat
+from src.evaluation.threats import Pipeline, PipelineThreat
+from src.runtime.errors import AdvPurifyError
 from tests.conftest import compose_cfg, install_target
 
 
@@ -93,7 +93,7 @@ def test_the_pipeline_attack_on_vqunet_is_at_least_as_strong_as_the_classifier_a
 
 
 def test_transfer_splits_the_images_between_the_target_and_round_robin_surrogates():
-    from src.threats import TransferThreat
+    from src.evaluation.threats import TransferThreat
 
     surrogates = {name: nn.Linear(1, 1) for name in ("s1", "s2")}
     threat = TransferThreat(surrogates=["s1", "s2"], mix=0.5)
@@ -108,7 +108,7 @@ def test_transfer_splits_the_images_between_the_target_and_round_robin_surrogate
 
 
 def test_transfer_settings_are_checked():
-    from src.threats import TransferThreat
+    from src.evaluation.threats import TransferThreat
 
     with pytest.raises(AdvPurifyError, match="at least one surrogate"):
         TransferThreat(surrogates=[])
@@ -184,7 +184,7 @@ def attacked(monkeypatch) -> list[nn.Module]:
 
 def linear_models(tmp_path, n: int, count: int):
     """A 3-step PGD config, n real test images and `count` linear models (for their shapes)."""
-    from src.errors import build
+    from src.runtime.errors import build
 
     cfg = compose_cfg("eval", ["debug=smoke", "attack=pgd", "attack.max_iter=3"], tmp_path)
     x, y = build(cfg.data.module).test_tensors(n)
@@ -198,7 +198,7 @@ def test_an_oblivious_threat_crafts_once_for_every_defense_and_alone_gives_the_s
 ):
     """Under `classifier` the images do not depend on the defense: consecutive runs share them,
     and a run alone (after a kill, in another order) crafts exactly the same ones."""
-    from src import crafted
+    from src.evaluation import crafted
 
     install_target(trained, tmp_path)
     common = ["debug=smoke", "attack=pgd", "eval.eps=[0.3]", "eval.n=64"]
@@ -224,8 +224,8 @@ def test_a_crafted_part_is_reused_exactly_where_it_is_the_same_crafting(tmp_path
     """`paper` crafts half the images on the three DenseNets for every defense, whose white-box
     targets differ: the surrogates' shares are crafted once, a part after a reused one draws the
     random start it would have drawn, and a changed model is crafted anew."""
-    from src.crafted import Store
     from src.eval import Crafter
+    from src.evaluation.crafted import Store
 
     cfg, x, y, (a, b, s, t) = linear_models(tmp_path, 48, 4)
     thirds = torch.arange(48).chunk(3)
@@ -253,8 +253,8 @@ def test_crafted_parts_kept_in_a_folder_serve_a_later_process_and_a_bad_file_is_
     """`paths.crafted_dir`: a part written by one process is read by the next (another store
     on the same folder) as the very images and random state; an unreadable file stops with the
     fix, and the fix works."""
-    from src.crafted import FolderStore
     from src.eval import Crafter
+    from src.evaluation.crafted import FolderStore
 
     cfg, x, y, (s, t) = linear_models(tmp_path, 32, 2)
     halves = torch.arange(32).chunk(2)
@@ -284,10 +284,10 @@ def test_a_crafting_in_parts_stopped_at_its_deadline_goes_on_to_the_images_of_on
     """`eval.part_size`: a crafting longer than a session is cut into parts kept on disk; a
     run stopped between two parts keeps the finished ones, and the next run crafts only the
     rest and ends with exactly the images an uninterrupted run crafts."""
-    from src import crafted
-    from src.crafted import FolderStore
-    from src.deadline import OutOfTime
     from src.eval import Crafter
+    from src.evaluation import crafted
+    from src.evaluation.crafted import FolderStore
+    from src.runtime.deadline import OutOfTime
 
     cfg, x, y, (model,) = linear_models(tmp_path, 40, 1)
     everything = [(model, torch.arange(40))]

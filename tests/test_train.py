@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from src import checkpoints
 from src.classifiers.module import ClassifierModule
-from src.errors import AdvPurifyError
+from src.runtime import checkpoints
+from src.runtime.errors import AdvPurifyError
 from src.train import train
 from tests.conftest import compose_cfg
 

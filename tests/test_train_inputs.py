@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from src import checkpoints
 from src.defenses.components.attacked_inputs import AttackedInputs
 from src.defenses.cyclegan import DefenseCycleGAN
-from src.errors import AdvPurifyError, build
+from src.runtime import checkpoints
+from src.runtime.errors import AdvPurifyError, build
 from src.train import train
 from tests.conftest import compose_cfg, install_target
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src import checkpoints
-from src.errors import AdvPurifyError
 from src.eval import evaluate
 from src.report import report
-from src.results import read_rows
+from src.reporting.rows import read_rows
+from src.runtime import checkpoints
+from src.runtime.errors import AdvPurifyError
 from src.train import train
 from tests.conftest import compose_cfg, install_target
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from src.defenses.components.voting import BayesianVote, Voting
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 class Constant(nn.Module):

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from src import checkpoints
 from src.defenses.components.quantizer import Quantizer
 from src.defenses.vqunet import VQUNet
-from src.errors import AdvPurifyError
 from src.eval import evaluate
+from src.runtime import checkpoints
+from src.runtime.errors import AdvPurifyError
 from src.train import build_module
 from tests.conftest import compose_cfg
 
@@ -118,7 +118,7 @@ def test_retrain_without_a_defense_is_a_clear_error(tmp_path):
 
 def test_vq_analysis_rows_and_plots(trained32, tmp_path):
     from src.report import report
-    from src.results import read_rows
+    from src.reporting.rows import read_rows
 
     common = [
         "debug=smoke",

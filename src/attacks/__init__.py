@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 def parse_norm(norm: str | int | float) -> float:

@@ -2,7 +2,7 @@
 reference implementation (the `pyautoattack` package), not a port.
 
 It is an attack like the others: built per eps, called on the model the threat chooses. Under
-`threat=pipeline` that model is `src.threats.Pipeline`, so AutoAttack differentiates the
+`threat=pipeline` that model is `src.evaluation.threats.Pipeline`, so AutoAttack differentiates the
 defense's declared gradient (BPDA, straight-through) and, for a random defense, the Pipeline's
 EOT mean; `version=rand` adds AutoAttack's own EOT (20 draws per APGD step) on top.
 
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from src.attacks.base import Attack
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 VERSIONS = ("standard", "rand", "custom")
 ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from src.attacks import keep_fooling, parse_norm
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 BACKENDS = ("native", "art")
 

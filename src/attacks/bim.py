@@ -16,7 +16,7 @@ from torch import nn
 
 from src.attacks.base import Attack, at_least_one, positive
 from src.attacks.gradient import Loss, cross_entropy, gradient_attack
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 class BIM(Attack):

@@ -18,7 +18,7 @@ from torch import nn
 
 from src.attacks.base import Attack, at_least_one, positive
 from src.attacks.carlini_wagner import CONVERGED, adam_path
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 class CWLinf(Attack):

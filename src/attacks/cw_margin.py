@@ -17,7 +17,7 @@ import torch
 from src.attacks.carlini_wagner import margin
 from src.attacks.gradient import Loss
 from src.attacks.pgd import PGD
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from torch import nn
 
 from src.attacks import per_image
 from src.attacks.base import Attack, at_least_one
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 TOL = 10e-8  # ART's guard against a zero gradient difference
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.attacks import per_image
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels) -> summed loss
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from src.attacks.bim import BIM
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 class PGD(BIM):

@@ -1,7 +1,7 @@
 """One LightningModule that trains any classifier architecture with cross-entropy.
 
 The architecture and optimizer arrive as Hydra config dicts and are built here, so they are
-saved in the checkpoint's hparams and `src.checkpoints.load` can rebuild the model alone.
+saved in the checkpoint's hparams and `src.runtime.checkpoints.load` can rebuild the model alone.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.checkpoints import SelfDescribing
+from src.runtime.checkpoints import SelfDescribing
 
 
 class ClassifierModule(SelfDescribing, pl.LightningModule):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 class ScaledImages(Dataset):

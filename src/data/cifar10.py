@@ -15,9 +15,9 @@ import torch
 import torchvision
 from torchvision.io import decode_jpeg
 
-from src.console import console
 from src.data.base import ImageDataModule, sha256
-from src.errors import AdvPurifyError
+from src.runtime.console import console
+from src.runtime.errors import AdvPurifyError
 
 JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
 JPEG_SHA256 = "efac85c8ed52f4ead1e1f1b670d8dcf435d551fccebdd8b6365e0a01a504f3a4"

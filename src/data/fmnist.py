@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torchvision
 
-from src.console import console
 from src.data.base import ImageDataModule, gunzip_verified, sha256
-from src.errors import AdvPurifyError
+from src.runtime.console import console
+from src.runtime.errors import AdvPurifyError
 
 # sha256 of the uncompressed IDX files (the published contents; ../shared/data/README.md).
 RAW_SHA256 = {

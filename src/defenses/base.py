@@ -44,9 +44,9 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch import nn
 
-from src.checkpoints import SelfDescribing
 from src.defenses.components.attacked_inputs import AttackedInputs, Attacks
-from src.errors import AdvPurifyError
+from src.runtime.checkpoints import SelfDescribing
+from src.runtime.errors import AdvPurifyError
 
 Gradient = Literal["exact", "straight_through", "identity"]
 GRADIENTS = ("exact", "straight_through", "identity")

@@ -32,7 +32,7 @@ from torch import nn
 
 from src.defenses.base import TrainedPurifier
 from src.defenses.components.unet import PatchDiscriminator, UNetGenerator
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 DOMAINS = ("same", "attacked_clean")
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from src.defenses.base import TrainedPurifier
 from src.defenses.components.wgan import Critic, Generator, gradient_penalty
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 class DefenseGAN(TrainedPurifier):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from src.defenses.sfl_vae import SFLVAE
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 class DefenseVAE(SFLVAE):

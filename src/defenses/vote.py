@@ -21,13 +21,13 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from src import checkpoints
-from src.console import console
 from src.defenses.base import CompositeDefense
 from src.defenses.components.voting import BayesianVote, Voting
 from src.defenses.vote_analysis import VOTE_ANALYSIS
-from src.device import resolve_device
-from src.errors import build
+from src.runtime import checkpoints
+from src.runtime.console import console
+from src.runtime.devices import resolve_device
+from src.runtime.errors import build
 
 
 def tables_path(

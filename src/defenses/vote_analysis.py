@@ -15,19 +15,16 @@ From every voter's prediction on the purified inputs:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
 from src.defenses.base import Analysis
 
-if TYPE_CHECKING:
-    from src.defenses.vote import VotingDefense
-
 
 @torch.no_grad()
 def vote_analysis(
-    defense: VotingDefense, classifier, x, x_adv: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int
+    defense: Any, classifier, x, x_adv: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int
 ) -> list[tuple[str, int, float]]:
     """(metric, voters, value) triples on the inputs `x_adv`."""
     voting = defense.voting

@@ -16,7 +16,7 @@ from src.defenses.base import TrainedPurifier
 from src.defenses.components.ema_codebook import EmaCodebookUpdate
 from src.defenses.components.vqunet_net import VQUNetNet
 from src.defenses.vq_analysis import VQ_ANALYSIS
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 class VQUNet(TrainedPurifier):

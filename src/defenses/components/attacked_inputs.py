@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from src import checkpoints
 from src.attacks.base import attack_class
-from src.errors import AdvPurifyError, build
+from src.runtime import checkpoints
+from src.runtime.errors import AdvPurifyError, build
 
 TRAIN_INPUTS = ("clean", "adversarial", "mixed")
 Attacks = Mapping[str, Mapping[str, Any]]  # name -> an attack config without eps

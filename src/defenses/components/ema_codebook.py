@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from src.defenses.components.quantizer import Quantizer
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 SOURCES = ("quantized", "encoder")
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 def same_padding(size: int) -> tuple[int, int]:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 Prior = Literal["uniform", "target_softmax", "class_frequency"]
 PRIORS = ("uniform", "target_softmax", "class_frequency")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 class Generator(nn.Module):

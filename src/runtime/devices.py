@@ -12,7 +12,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 def multirun_job_number() -> int | None:

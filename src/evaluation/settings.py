@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.defenses.components.attacked_inputs import TRAIN_INPUTS
 from src.defenses.cyclegan import DOMAINS
-from src.errors import AdvPurifyError
-from src.threats import WHITE_BOX
+from src.evaluation.threats import WHITE_BOX
+from src.runtime.errors import AdvPurifyError
 
 
 def whole_at_least(low: int) -> Callable[[Any], bool]:

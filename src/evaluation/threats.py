@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 Parts = list[tuple[nn.Module, torch.Tensor]]  # (model that crafts, indices of its images)
 Loader = Callable[[str], nn.Module]  # a trained classifier by config name

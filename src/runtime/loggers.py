@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
 
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 
 def sweep_group() -> str | None:

@@ -9,26 +9,23 @@ cannot be matched and are left out, so a card never claims a number its model di
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.checkpoints import read
-from src.errors import AdvPurifyError
-from src.provenance import git_commit
-from src.results import content_digest, read_rows, typed
-
-CARD_JSON, CARD_MD = "card.json", "card.md"
-CARD_FORMAT = 1  # raised whenever a field changes meaning, so an old card is refused, not misread
+from src.evaluation.fingerprints import run_fingerprint
+from src.reporting.cards import CARD_FORMAT
+from src.reporting.rows import content_digest, read_rows, typed
+from src.runtime.checkpoints import read
+from src.runtime.configs import composed
+from src.runtime.errors import AdvPurifyError
+from src.runtime.provenance import git_commit
 
 
 def row_config(cfg: DictConfig, row: dict[str, Any]) -> DictConfig | None:
     """The eval config a row's cell would have had, for its `models` fingerprint; None for a
     classifier or threat this repository has no config for."""
-    from src.api import composed
-
     base, _, purifier = row["classifier"].partition("+")
     own_ckpt = cfg.ckpt and base == cfg.classifier.name and not purifier  # the export's classifier=
     try:
@@ -52,8 +49,6 @@ def row_config(cfg: DictConfig, row: dict[str, Any]) -> DictConfig | None:
 
 def own_rows(cfg: DictConfig, shape: tuple[int, ...]) -> list[dict[str, Any]]:
     """The results rows measured with the exported checkpoint, in table order."""
-    from src.eval import run_fingerprint
-
     rows = [typed(r) for r in read_rows(cfg.paths.results_file)]
     rows = [r for r in rows if r["data"] == cfg.data.name and r["defense"] == cfg.defense.name]
     matches: dict[tuple[str, str], str | None] = {}
@@ -106,61 +101,3 @@ def build_card(
         "clean_accuracy": sorted(clean.values(), key=lambda c: (c["classifier"], -c["n"])),
         "robust_accuracy": robust,
     }
-
-
-def render(card: dict[str, Any]) -> str:
-    """The card as Markdown."""
-    lines = [
-        f"# {card['defense']} on {card['data']} ({card['image_size']}x{card['image_size']})",
-        "",
-        f"- input: {card['pixels']}, shape {tuple(card['input_shape'])}",
-        f"- checkpoint: `{card['checkpoint']['file']}` (sha256 {card['checkpoint']['sha256'][:16]}...)",
-        f"- trained with commit {card['trained_with_commit']}, exported with {card['exported_with_commit']}",
-        f"- gradient for adaptive attacks: {card['gradient']} (attack it through `src.api.attackable`)",
-        f"- files: {', '.join(f'`{f}`' for f in card['files'])}",
-        "",
-        "## Training settings",
-        "",
-        *[f"- {k}: {v}" for k, v in card["training"].items()],
-        "",
-        "## Clean accuracy",
-        "",
-    ]
-    if card["clean_accuracy"]:
-        lines += ["| classifier | n | classifier alone | purified |", "|---|---|---|---|"]
-        lines += [
-            f"| {c['classifier']} | {c['n']} | {c['classifier_alone']:.4f} | {c['purified']:.4f} |"
-            for c in card["clean_accuracy"]
-        ]
-    else:
-        lines.append(f"Not evaluated with this checkpoint ({card['results_file']} has no row of it).")
-    lines += ["", "## Accuracy under attack", ""]
-    if card["robust_accuracy"]:
-        lines += ["| classifier | attack | threat | eps | n | accuracy |", "|---|---|---|---|---|---|"]
-        lines += [
-            f"| {r['classifier']} | {r['attack']} | {r['threat']} | {r['eps']:g} | {r['n']} "
-            f"| {r['adv_acc']:.4f} |"
-            for r in card["robust_accuracy"]
-        ]
-        lines += ["", "`threat=pipeline` is the adaptive attack through the purifier (SPEC 4.2)."]
-    else:
-        lines.append("Not attacked with this checkpoint: run `python -m src.eval` and export again.")
-    return "\n".join(lines) + "\n"
-
-
-def write_card(card: dict[str, Any], folder: Path) -> None:
-    (folder / CARD_JSON).write_text(json.dumps(card, indent=2) + "\n")
-    (folder / CARD_MD).write_text(render(card))
-
-
-def read_card(folder: Path) -> dict[str, Any]:
-    path = folder / CARD_JSON
-    if not path.exists():
-        raise AdvPurifyError(f"no model card at {path}: export it with python -m src.export")
-    found = json.loads(path.read_text())
-    if not isinstance(found, dict) or found.get("format") != CARD_FORMAT:
-        raise AdvPurifyError(
-            f"{path} is not a card of format {CARD_FORMAT}: export it again with python -m src.export "
-            f"defense={folder.name} data={folder.parent.name}"
-        )
-    return found

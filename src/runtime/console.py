@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.syntax import Syntax
 from rich.tree import Tree
 
-from src.errors import user_error_in
+from src.runtime.errors import user_error_in
 
 console = Console()
 

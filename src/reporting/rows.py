@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from src.errors import AdvPurifyError
+from src.runtime.errors import AdvPurifyError
 
 KEY = ("data", "defense", "classifier", "attack", "threat", "eps")
 COLUMNS = (

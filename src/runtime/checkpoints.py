@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from hydra.utils import get_object
 
-from src.errors import AdvPurifyError
-from src.provenance import git_commit
+from src.runtime.errors import AdvPurifyError
+from src.runtime.provenance import git_commit
 
 
 def stable_path(

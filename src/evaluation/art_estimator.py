@@ -1,6 +1,5 @@
-"""ART estimators of this project's models: the attack backend's (`attack.backend=art`) and the
-public API's `art_classifier`, whose purifier is ART preprocessing so ART's own attacks are
-adaptive (they differentiate through the purifier as it declares, SPEC 4.2).
+"""The public API's `art_classifier` as an ART estimator, whose purifier is ART preprocessing
+so ART's own attacks are adaptive (they differentiate through the purifier as it declares, SPEC 4.2).
 """
 
 from __future__ import annotations
@@ -13,27 +12,8 @@ from art.defences.preprocessor.preprocessor import PreprocessorPyTorch
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
-from src.threats import declared_purify
-
-
-def estimator(
-    model: nn.Module,
-    input_shape: Sequence[int],
-    nb_classes: int,
-    device: torch.device,
-    preprocessing_defences: list[PreprocessorPyTorch] | None = None,
-) -> PyTorchClassifier:
-    """ART's PyTorchClassifier on [0, 1] pixels, with the settings ART does not default well
-    (NOTES: nb_classes, clip_values and verbose must be given)."""
-    return PyTorchClassifier(
-        model=model,
-        loss=nn.CrossEntropyLoss(),
-        input_shape=tuple(input_shape),
-        nb_classes=nb_classes,
-        clip_values=(0.0, 1.0),
-        preprocessing_defences=preprocessing_defences,
-        device_type="gpu" if device.type == "cuda" else "cpu",
-    )
+from src.attacks.art import estimator
+from src.evaluation.threats import declared_purify
 
 
 class PurifierPreprocessor(PreprocessorPyTorch):

@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from src.deadline import OutOfTime, past
-from src.errors import AdvPurifyError
+from src.runtime.deadline import OutOfTime, past
+from src.runtime.errors import AdvPurifyError
 
 CACHE_BYTES = 2 << 30  # images kept at most; the oldest go first
 
