@@ -1,6 +1,6 @@
-"""Issue 16's budget curve: robust accuracy against reconstruction error as a purifier trains.
+"""The budget curve: robust accuracy against reconstruction error as a purifier trains.
 
-    python benchmarks/budget_curve.py results/issue16_curve benchmarks/issue16_budget_curve
+    python benchmarks/budget_curve.py results/budget_curve benchmarks/fmnist/budget_curve
 
 Reads the per-point results tables `scripts/budget_curve_fmnist.sh` writes (<results>/e<k>/),
 writes their rows together as one CSV, a markdown table and a figure into the output folder.

@@ -1,11 +1,11 @@
-"""Issue 16, measurement 3: which of the VAE settings the dissertation names buy fidelity.
+"""Which of the VAE settings the dissertation names buy fidelity.
 
-    python benchmarks/vae_sweep.py --out benchmarks/issue16_vae_sweep [--epochs 3] [--train-limit 10000]
+    python benchmarks/vae_sweep.py --out benchmarks/fmnist/vae_sweep [--epochs 3] [--train-limit 10000]
 
 Trains SFL-VAE (CPU size: latent 128) once per variant below, each under a name of its own, on
 padded 32x32 Fashion-MNIST, and writes one row per variant to <out>/sweep.csv: its overrides,
 the reconstruction MSE per pixel of its best validation epoch and on the test set, and seconds.
-A rerun skips the variants already in the table. Issue 16's target is a val MSE below 0.01; the
+A rerun skips the variants already in the table. The target is a val MSE below 0.01; the
 best variant is then trained longer, with a retrained target and voters, by
 `LABEL=<variant> SETTING="<its overrides>" scripts/vae_setting_fmnist.sh`.
 """

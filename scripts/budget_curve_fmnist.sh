@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16, measurement 2: does robustness rise or fall as a purifier's fidelity rises? Each
+# The budget curve: does robustness rise or fall as a purifier's fidelity rises? Each
 # purifier is trained once for max(POINTS) epochs on clean or on attacked inputs
 # (`defense.train_inputs`), keeping every epoch's model (callbacks=snapshots); the models after
 # POINTS epochs are then attacked with PGD under the classifier-only and the adaptive threat.
@@ -18,7 +18,7 @@ HELD_OUT=${HELD_OUT:-1000}
 N=${N:-1000}
 N_PIPE=${N_PIPE:-200}
 EPS=${EPS:-"[0.1]"}
-RESULTS=${RESULTS:-results/issue16_curve}
+RESULTS=${RESULTS:-results/budget_curve}
 EPOCHS=$(tr ' ' '\n' <<<"$POINTS" | sort -n | tail -1)
 common=(data=fmnist data.image_size=32 classifier=fmnist_a logger=csv)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4's measurement on Fashion-MNIST padded to 32x32 (chapter 5's setting, so the target is
+# CycleGAN's measurement on Fashion-MNIST padded to 32x32 (chapter 5's setting, so the target is
 # VQUNet's fmnist_a: run scripts/vqunet_fmnist.sh first, or TRAIN_TARGET=1): train
 # Defense-CycleGAN and its ablations Cyc_1..Cyc_4, Table 4.1's reconstruction L1 on the full
 # test set, then the attack protocol (retrain, attack).

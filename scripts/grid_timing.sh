@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6's grid timing: the full Fashion-MNIST grid (4 attacks x 8 eps x N test images,
+# Grid timing: the full Fashion-MNIST grid (4 attacks x 8 eps x N test images,
 # `classifier` threat, one defense) as one Hydra multirun, timed end to end, after training the
 # target and the defense when their checkpoints are missing (the defense's quality does not
 # change the attacks' cost). The target on a GPU is under 10 minutes.

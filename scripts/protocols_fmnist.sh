@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 15's comparison on Fashion-MNIST padded to 32x32: the dissertation's protocol
+# The protocol comparison on Fashion-MNIST padded to 32x32: the dissertation's protocol
 # (`threat=paper`: half white-box on the target, half from DenseNets A, B, C, with its cleverhans
 # attack settings and with our strong defaults) beside the `classifier` threat and the adaptive
 # `pipeline` threat, plus AutoAttack through the pipeline, for no defense, VQUNet, CycleGAN and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5's measurement on Fashion-MNIST (28x28, chapter 3): the target; SFL-VAE, the non-SFL
+# The chapter-3 measurement on Fashion-MNIST (28x28, chapter 3): the target; SFL-VAE, the non-SFL
 # VAE, Defense-VAE and Defense-GAN; the target retrained on each VAE's outputs (Defense-GAN
 # classifies G(z*) with the original target, as its paper does); the twelve voters retrained
 # on SFL-VAE outputs and the Bayesian tables; then, on the test set, clean accuracy and FGSM

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6's reproduction runs on Fashion-MNIST 32x32: the target alone (defense=none) and VQUNet
+# The threat-model runs on Fashion-MNIST 32x32: the target alone (defense=none) and VQUNet
 # with its retrained target, under FGSM, BIM, PGD and CW-L-inf over an eps grid, in each threat
 # model: `classifier` (the source's), `pipeline` (VQUNet end to end, BPDA through the VQ argmin)
 # and `transfer` (crafted on surrogates); then `src.report` for the side-by-side tables.

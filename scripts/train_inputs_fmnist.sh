@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16, measurement 1 at CPU size: each purifier trained on clean and on attacked inputs
+# The training reading at CPU size: each purifier trained on clean and on attacked inputs
 # (`defense.train_inputs`), then attacked under the classifier-only and the adaptive threat.
 # Every model gets a name of its own (<defense>_<mode><SUFFIX>), so none replaces another; a rerun
 # skips models already published and cells already in the results table. SUFFIX=_curve
@@ -22,7 +22,7 @@ N=${N:-1000}
 N_PIPE=${N_PIPE:-200}
 ATTACKS=${ATTACKS:-fgsm,pgd,cw}
 EPS=${EPS:-"[0.05,0.1,0.2,0.3]"}
-RESULTS=${RESULTS:-results/issue16}
+RESULTS=${RESULTS:-results/train_inputs}
 read -r -a extra <<<"${EXTRA:-}"
 common=(data=fmnist data.image_size=32 classifier=fmnist_a logger=csv)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16, measurements 3 and 4 for one SFL-VAE setting (benchmarks/vae_sweep.py picks it):
+# One SFL-VAE setting trained longer, retrained target and voting (benchmarks/vae_sweep.py picks it):
 # the setting trained longer under a name of its own (sfl_vae_<LABEL>), the target retrained on
 # its outputs, and clean accuracy on the whole test set with and without that retraining; then
 # voters retrained on its outputs with chapter 4's augmentation, the Bayesian tables, and the
@@ -28,7 +28,7 @@ VOTER_AUGMENT=${VOTER_AUGMENT-voter}
 N=${N:-1000}
 N_PIPE=${N_PIPE:-200}
 EPS=${EPS:-"[0,0.1,0.3]"}
-RESULTS=${RESULTS:-results/issue16_vae}
+RESULTS=${RESULTS:-results/vae_setting}
 name=sfl_vae_$LABEL
 common=(data=fmnist data.image_size=32 logger=csv "data.module.train_limit=$TRAIN_LIMIT")
 source scripts/cpu_sizes.sh

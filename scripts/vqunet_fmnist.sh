@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 3's measurement on Fashion-MNIST padded to 32x32, following chapter 5: train the
+# VQUNet's measurement on Fashion-MNIST padded to 32x32, following chapter 5: train the
 # target, the undefended baseline, train VQUNet, then the attack protocol (retrain, attack).
 # Knobs (environment): VQ (VQUNet overrides; empty = the full-size config), VQ_EPOCHS,
 # TARGET_EPOCHS, N, and those of scripts/attack_protocol.sh.

@@ -35,7 +35,7 @@ def compose_cfg(config_name: str, overrides: list[str], tmp: Path) -> DictConfig
 
 
 def install_target(trained: dict, tmp: Path) -> Path:
-    """Put the session's fmnist_a where `tmp`'s runs look for it by name."""
+    """Put the test session's fmnist_a where `tmp`'s runs look for it by name."""
     target = tmp / "checkpoints" / "fmnist" / "28px" / "fmnist_a.ckpt"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(trained["ckpt"], target)

@@ -1,7 +1,7 @@
 """The small grid that `test_eval_regression` runs and compares with `tests/golden/`.
 
 `python -m tests.grid_regression <dir>` writes <dir>/results/, copied to tests/golden/. The rows
-were first written by the evaluator before it was split (issue 13, commit 3330032), against a
+were first written by the evaluator before it was split (commit 3330032), against a
 float32-trained classifier whose weights differ from one CPU to the next; since 290ec36 they are
 the split evaluator's, written on an AVX-512 AMD EPYC, against the float64-trained fmnist_a of
 `train_target32` and a seeded VQUNet: the same weights on any x86 CPU. Rewritten with AVX2

@@ -1,7 +1,5 @@
 """Bad inputs and faults, tried as a careless user and a hostile file would: each stops with one
-line that says what to change, runs no code from a file, and writes or replaces nothing.
-
-The closing note of issue 14 lists every case tried, before and after."""
+line that says what to change, runs no code from a file, and writes or replaces nothing."""
 
 from __future__ import annotations
 

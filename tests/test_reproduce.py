@@ -65,7 +65,7 @@ def test_sizes_layer_with_the_last_one_winning():
     assert aa and all("attack.attacks=[apgd-ce,apgd-t]" in s.overrides for s in aa)  # the size's, per attack
     assert all("eval.eps=[0.03]" in s.overrides for s in aa)  # at the headline budget
     parted = [s.label.split()[0] for s in aa if "eval.part_size=25" in s.overrides]
-    assert parted == ["defense=defense_gan"]  # through the one defense whose eps outlasts a session
+    assert parted == ["defense=defense_gan"]  # through the one defense whose eps outlasts a run's budget
     surrogates = [s.label for s in steps if s.stage == "surrogates"]
     assert surrogates == [f"classifier={s}" for s in composed("train", ["threat=transfer"]).threat.surrogates]
     chosen = [s for s in steps if "threat=paper" in s.overrides or "threat=transfer" in s.overrides]

@@ -281,7 +281,7 @@ def test_crafted_parts_kept_in_a_folder_serve_a_later_process_and_a_bad_file_is_
 def test_a_crafting_in_parts_stopped_at_its_deadline_goes_on_to_the_images_of_one_run(
     tmp_path, attacked, monkeypatch
 ):
-    """`eval.part_size`: a crafting longer than a session is cut into parts kept on disk; a
+    """`eval.part_size`: a crafting longer than a run's budget is cut into parts kept on disk; a
     run stopped between two parts keeps the finished ones, and the next run crafts only the
     rest and ends with exactly the images an uninterrupted run crafts."""
     from src.eval import Crafter

@@ -1,7 +1,7 @@
 """Defense-CycleGAN (SPEC 3.2, chapter 4): two U-Net generators and two LSGAN discriminators.
 
 Chapter 4 writes every loss over one set X, yet calls the first pass's output "a noise-reduced
-image domain", so it admits two readings (`domains`, SPEC 3.2 decision; issue 16):
+image domain", so it admits two readings (`domains`, SPEC 3.2; docs/decisions.md):
 - `same` (default, as its equations read): both generators map the training inputs to the
   clean images, both discriminators judge against clean images, and purification runs the
   cycle once, X_C = G_B(G_A(x)): the first pass removes noise, the second restores detail.
@@ -13,7 +13,7 @@ image domain", so it admits two readings (`domains`, SPEC 3.2 decision; issue 16
 `identity_weight` adds CycleGAN's identity term, |G_A(a) - a| + |G_B(b) - b| over real images of
 each generator's output domain. Chapter 4 does not have it, so it is off by default; in the
 `attacked_clean` reading nothing else ties G_B's output to the content of its input, so a map
-that swaps classes satisfies every other loss (issue 16: that reading fell below chance).
+that swaps classes satisfies every other loss (without it that reading fell below chance: docs/decisions.md).
 
 GAN training needs two optimizers stepped in turn, so the module optimizes manually: each
 batch makes one generator step on L_G(A) + L_G(B) + lambda * L_cyc, then one discriminator

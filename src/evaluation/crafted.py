@@ -9,12 +9,12 @@ settings and budget, the model (its class, hyperparameters and weights), the ima
 and the random state it starts from. A part found under its key is the very tensor the attack
 would return; the random state it left is restored, so the parts after it draw what they would.
 
-Kept in memory, the parts die with the process, and a session's budget often ends between two
+Kept in memory, the parts die with the process, and a run's time budget often ends between two
 defenses' cells of one crafting: with `paths.crafted_dir` they are also written there, one file
-per part, so the next process (the next session's `src.reproduce`, the next GPU machine) goes
+per part, so the next process (the next `src.reproduce`, the next GPU machine) goes
 on from them. A file holds tensors only and is read with `weights_only=True`.
 
-One crafting can outlast a session too: AutoAttack through Defense-GAN on 100 CIFAR-10 images
+One crafting can outlast a run's budget too: AutoAttack through Defense-GAN on 100 CIFAR-10 images
 ran 20 minutes on a 2-core CPU without finishing one eps. With `eval.part_size` each model's
 share is cut into parts of that many images, each kept as soon as it is crafted, and a run's
 deadline is checked between parts, so the next run goes on from the last one.

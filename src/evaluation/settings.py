@@ -1,4 +1,4 @@
-"""Every number a user can type, checked at startup against what it means (issue 14).
+"""Every number a user can type, checked at startup against what it means.
 
 Hydra's struct mode already refuses unknown keys and options; this refuses known keys with
 values that would fail later, deep in a run, or silently give a wrong number. Rules go by the

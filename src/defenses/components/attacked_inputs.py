@@ -1,7 +1,7 @@
 """What a purifier is trained on (`defense.train_inputs`): clean, adversarial or mixed inputs.
 
 A purifier trained to reconstruct clean images from clean images has the identity as its loss
-optimum: more training buys fidelity, and fidelity carries a perturbation through (issue 16).
+optimum: more training buys fidelity, and fidelity carries a perturbation through (docs/decisions.md).
 Chapter 5 regularizes "both adversarial and clean data", and Defense-VAE is trained on
 attacked inputs. So any purifier can be: `adversarial` attacks every training image, `mixed`
 half of each batch, on the fly, against the frozen target (`attacker`), with one of `attacks`
