@@ -8,7 +8,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export ADVPURIFY_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test findings lint bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -m "not slow"
+
+# The findings tables (README.md, benchmarks/RESULTS.md), benchmarks/findings.csv and the
+# docs/findings_<data>.png figures, from the committed rows: seconds, no training, no attack.
+findings: setup
+	$(PY) -m src.reporting.findings
 
 # Attack throughput: native vs ART vs torchattacks (needs checkpoints/fmnist/fmnist_a.ckpt, from
 # `make demo`). torchattacks is the benchmark's alone and goes in with --no-deps: its pin

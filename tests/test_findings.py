@@ -1,0 +1,78 @@
+"""The findings a reader sees are what the committed rows give (src/reporting/findings.py)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from src.reporting import findings
+from src.runtime.errors import AdvPurifyError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_generated_file_is_what_the_rows_give():
+    """`make findings` on this checkout would change nothing: README, RESULTS and findings.csv."""
+    for path, text in findings.generate(ROOT).items():
+        assert path.read_text() == text, f"{path.relative_to(ROOT)} drifted from its rows: run make findings"
+
+
+def test_the_readme_opens_with_a_findings_table_per_dataset():
+    readme = (ROOT / "README.md").read_text()
+    for data in ("fmnist", "cifar10"):
+        assert f"<!-- findings:{data} -->" in readme
+    assert readme.index("<!-- findings:fmnist -->") < readme.index("## ", readme.index("## Findings") + 1)
+
+
+def test_a_findings_number_is_the_row_it_names():
+    rows = list(csv.DictReader((ROOT / "benchmarks" / "findings.csv").open()))
+    assert {r["data"] for r in rows} == {"fmnist", "cifar10"}
+    for row in rows[:: max(1, len(rows) // 40)]:
+        source = list(csv.DictReader((ROOT / row["source"]).open()))
+        if row["threat"] == "clean":
+            values = {
+                float(r[c])
+                for r in source
+                if int(r["n"]) == int(row["n"])
+                for c in ("purified_clean_acc", "bayes_clean_acc")
+                if r.get(c)
+            }
+        else:
+            values = {
+                float(r[c])
+                for r in source
+                for c in ("adv_acc", "bayes_acc")
+                if r.get(c)
+                and r["threat"] == row["threat"]
+                and r["attack"] == row["attack"]
+                and abs(float(r["eps"]) - float(row["eps"])) < 1e-9
+            }
+        assert values, row
+        assert min(values) - 1e-4 <= float(row["accuracy"]) <= max(values) + 1e-4, row
+
+
+def test_a_changed_row_changes_the_table(tmp_path):
+    spec = findings.yaml.safe_load((ROOT / "benchmarks" / "findings.yaml").read_text())
+    entry = spec["datasets"]["fmnist"][0]
+    source = ROOT / entry["source"]
+    copy = tmp_path / entry["source"]
+    copy.parent.mkdir(parents=True)
+    lines = source.read_text().splitlines()
+    header = lines[0].split(",")
+    at = header.index("adv_acc")
+    changed = []
+    for line in lines[1:]:
+        cells = line.split(",")
+        if cells[header.index("attack")] == "pgd" and cells[header.index("eps")] == "0.1":
+            cells[at] = "0.5"
+        changed.append(",".join(cells))
+    copy.write_text("\n".join([lines[0], *changed]) + "\n")
+    reading = findings.readings(tmp_path, {"datasets": {"fmnist": [entry]}})["fmnist"][0]
+    assert reading.cell("classifier", "pgd", 0.1).accuracy == 0.5
+
+
+def test_a_block_the_spec_does_not_define_is_refused():
+    with pytest.raises(AdvPurifyError, match="findings:nowhere"):
+        findings.fill("<!-- findings:nowhere -->\nx\n<!-- /findings:nowhere -->", {}, "README.md")
