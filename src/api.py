@@ -82,8 +82,8 @@ def attackable(classifier: nn.Module, purifier: nn.Module, eot_samples: int = 8)
     `straight_through`, or BPDA's identity), and, for a random purifier, the mean of
     `eot_samples` draws' log-probabilities (EOT). It returns logits, or those mean
     log-probabilities, whose cross-entropy and margins attacks use as they would logits."""
-    common_shape(classifier, purifier)
-    return Pipeline(classifier, checked(purifier), eot_samples).eval()
+    shape = common_shape(classifier, purifier)
+    return Pipeline(classifier, checked(purifier), eot_samples, shape, checked=True).eval()
 
 
 def art_classifier(

@@ -33,10 +33,12 @@ from src.defenses.base import (
     DefendedClassifier,
     Defense,
     check_images,
+    check_labels,
     defense_class,
+    parameter_dtype,
 )
 from src.evaluation.crafted import FolderStore, Store, crafted_part, shared_store
-from src.evaluation.fingerprints import run_files, run_fingerprint, white_box_name
+from src.evaluation.fingerprints import named_variant, run_files, run_fingerprint, white_box_name
 from src.evaluation.grids import grid_images
 from src.evaluation.models import build_defense, common_shape, defended, load_classifier, target_name
 from src.evaluation.settings import validate
@@ -48,21 +50,24 @@ from src.reporting.rows import (
     append_rows,
     cell_seed,
     finished_rows,
-    locked,
     require_writable,
+    require_writable_file,
     write_layout,
 )
-from src.runtime.configs import CONF_DIR, composed
+from src.runtime.configs import CONF_DIR, composed, require_readable_conf
 from src.runtime.console import console, image_progress, print_config, user_errors
 from src.runtime.deadline import OutOfTime, past
 from src.runtime.devices import resolve_device
 from src.runtime.errors import AdvPurifyError, build
+from src.runtime.locks import locked
 from src.runtime.loggers import build_loggers, close_loggers, log_grid, log_results
 from src.runtime.provenance import git_commit
 
 
-def validate_eps(eps: Any, norm: float) -> list[float]:
-    """eval.eps must be a non-empty list of numbers >= 0 (and <= 1 for L-inf on [0,1] pixels)."""
+def validate_eps(eps: Any, norm: float, shape: tuple[int, ...] | None = None) -> list[float]:
+    """eval.eps must be a non-empty list of numbers >= 0, within the largest distance two
+    images of `shape` on [0, 1] pixels can have: 1 in L-inf, sqrt(pixels) in L2 (a larger
+    budget allows any image, and its "robust" accuracy says nothing)."""
     values = list(eps) if not isinstance(eps, (int, float, str)) else [eps]
     if not values:
         raise AdvPurifyError("eval.eps is empty: give at least one budget, e.g. eval.eps=[0.1,0.3]")
@@ -75,6 +80,12 @@ def validate_eps(eps: Any, norm: float) -> list[float]:
         if norm == math.inf and value > 1:
             raise AdvPurifyError(
                 f"eval.eps holds {value}: an L-inf budget above 1 is meaningless on [0,1] pixels"
+            )
+        widest = math.sqrt(math.prod(shape)) if shape is not None else math.inf
+        if norm == 2 and value > widest:
+            raise AdvPurifyError(
+                f"eval.eps holds {value}: no two {'x'.join(map(str, shape))} images on [0,1] pixels are "
+                f"further apart than L2 {widest:.3g}; choose budgets up to that"
             )
         out.append(float(value))
     return out
@@ -281,8 +292,8 @@ def clean_columns(cfg: DictConfig, loaded: Loaded, data: str, name: str, todo: P
         "data": data,
         "defense": cfg.defense.name,
         "classifier": name,
-        "attack": cfg.attack.name,
-        "threat": cfg.threat.name,
+        "attack": named_variant(cfg.attack, "attack"),
+        "threat": named_variant(cfg.threat, "threat"),
         "n": len(loaded.y),
         **clean_scores(loaded, cfg.eval.batch_size, cfg.seed, data, name),
         "seed": cfg.seed,
@@ -353,10 +364,11 @@ def evaluate(cfg: DictConfig, deadline: float | None = None) -> list[dict[str, A
     norm = parse_norm(cfg.attack.norm)
     eps_grid = validate_eps(cfg.eval.eps, norm)
     require_writable(cfg.paths.results_dir, "paths.results_dir")
-    require_writable(Path(cfg.paths.results_file).parent, "paths.results_file")
+    require_writable_file(cfg.paths.results_file, "paths.results_file")
     pl.seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     datamodule = build(cfg.data.module)
+    validate_eps(cfg.eval.eps, norm, datamodule.input_shape)
     name = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
     stamp, models = run_fingerprint(cfg, datamodule.name, name, datamodule.input_shape)
     oblivious = get_class(cfg.threat._target_).oblivious
@@ -443,9 +455,10 @@ def scores_under_attack(
     validate(cfg)
     eps_grid = validate_eps(eps, parse_norm(cfg.attack.norm))
     shape = common_shape(classifier, defense)
-    check_images(x, shape)
-    if not torch.is_tensor(y) or y.shape != (len(x),) or y.is_floating_point():
-        raise AdvPurifyError(f"y must be a tensor of {len(x)} integer class labels, one per image of x")
+    check_images(x, shape, parameter_dtype(classifier))
+    validate_eps(eps, parse_norm(cfg.attack.norm), tuple(x.shape[1:]))
+    with torch.no_grad():
+        check_labels(y, len(x), classifier(defense.purify(x[:1])).shape[1])
     hparams = getattr(classifier, "hparams", {})
     data, name = hparams.get("data", "custom"), hparams.get("name", "custom")
 
@@ -455,8 +468,9 @@ def scores_under_attack(
     parts = build(cfg.threat, _convert_="all").parts(classifier, defense, len(y), surrogate)
     loaded = Loaded(classifier, defense, DefendedClassifier(classifier, defense), x, y.to(x.device), parts)
     crafter = Crafter(cfg.attack, eps_grid, get_class(cfg.threat._target_).oblivious)
-    key = {"data": data, "defense": defense.name, "classifier": name, "attack": cfg.attack.name}
-    base = key | {"threat": cfg.threat.name, "n": len(y), "seed": cfg.seed}
+    attack, threat = named_variant(cfg.attack, "attack"), named_variant(cfg.threat, "threat")
+    key = {"data": data, "defense": defense.name, "classifier": name, "attack": attack}
+    base = key | {"threat": threat, "n": len(y), "seed": cfg.seed}
     base |= clean_scores(loaded, cfg.eval.batch_size, cfg.seed, data, name)
     base |= {"commit": "", "fingerprint": "", "models": ""}
     iterations = cfg.attack.get("max_iter", 1)
@@ -495,4 +509,6 @@ if __name__ == "__main__":
     # value with everything it references (the console's lock cannot be).
     from src.eval import main as importable_main
 
+    with user_errors():
+        require_readable_conf()
     importable_main()

@@ -9,7 +9,7 @@ reads) it writes:
 - `defended.pt`: TorchScript of purify-then-classify with `classifier=` (unless
   `export.defended=false`);
 - `<defense>.ckpt`: the checkpoint itself, for this repository's API and attacks;
-- `card.json`, `card.md`: the model card (src/card.py).
+- `card.json`, `card.md`: the model card (src/evaluation/cards.py, src/reporting/cards.py).
 
 Every traced file must reproduce the PyTorch model on real test images, at two batch sizes,
 within `export.atol`, or nothing is written. A folder that holds another checkpoint of the
@@ -31,10 +31,10 @@ from src.defenses.base import DefendedClassifier, defense_class
 from src.evaluation.cards import build_card
 from src.evaluation.models import build_defense, load_classifier
 from src.evaluation.settings import validate
-from src.reporting.cards import write_card
-from src.reporting.rows import content_digest
+from src.reporting.cards import digests, write_card
+from src.reporting.rows import content_digest, require_writable
 from src.runtime.checkpoints import place, stable_path
-from src.runtime.configs import CONF_DIR
+from src.runtime.configs import CONF_DIR, require_readable_conf
 from src.runtime.console import console, print_config, user_errors
 from src.runtime.errors import AdvPurifyError, build
 
@@ -101,6 +101,7 @@ def export(cfg: DictConfig) -> Path:
     checkpoint = Path(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape))
     defense = build_defense(cfg.defense, data, checkpoint, ckpt_dir, shape)
     folder = Path(cfg.export.dir)
+    require_writable(folder, "export.dir")  # before the tracing, not after it
     claim(folder, checkpoint)
     x, _ = datamodule.test_tensors(cfg.export.n)
     label, atol = f"defense={cfg.defense.name}", cfg.export.atol
@@ -117,7 +118,10 @@ def export(cfg: DictConfig) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, script in scripts.items():
         save_script(script, folder / name)
+    if "defended.pt" not in scripts:  # never leave a chain of an earlier export beside this card
+        (folder / "defended.pt").unlink(missing_ok=True)
     place(checkpoint, folder / checkpoint.name)
+    card["sha256"] = digests(folder, files)
     write_card(card, folder)
     console.print(f"exported defense={cfg.defense.name} to {folder}: {', '.join(files)}, card.json, card.md")
     return folder
@@ -131,4 +135,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    with user_errors():
+        require_readable_conf()
     main()

@@ -29,7 +29,7 @@ from src.reporting.checklist import Check, sanity_checks
 from src.reporting.grids import IMAGES, ROWS, grid_path, grid_title
 from src.reporting.published import reproduction_tables
 from src.reporting.rows import KEY, analysis_tables, decision_names, read_rows
-from src.runtime.configs import CONF_DIR
+from src.runtime.configs import CONF_DIR, require_readable_conf
 from src.runtime.console import console, user_errors
 from src.runtime.errors import AdvPurifyError
 
@@ -341,4 +341,6 @@ if __name__ == "__main__":
     # value with everything it references (the console's lock cannot be).
     from src.report import main as importable_main
 
+    with user_errors():
+        require_readable_conf()
     importable_main()

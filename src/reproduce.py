@@ -40,7 +40,7 @@ from src.eval import evaluate, grid_state
 from src.evaluation.settings import validate
 from src.report import report
 from src.reporting.rows import append_rows, content_digest, fingerprint, read_rows
-from src.runtime.configs import CONF_DIR, composed, options
+from src.runtime.configs import CONF_DIR, composed, options, require_readable_conf
 from src.runtime.console import console, user_errors
 from src.runtime.deadline import OutOfTime
 from src.runtime.errors import AdvPurifyError
@@ -514,4 +514,6 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from src.reproduce import main as importable_main
 
+    with user_errors():
+        require_readable_conf()
     importable_main()

@@ -31,11 +31,12 @@ from src.evaluation.settings import validate
 from src.reporting.rows import fingerprint, portable
 from src.runtime.callbacks import StopAtDeadline, StopOnNonFinite
 from src.runtime.checkpoints import publish, read, retrained_name, stable_path, training_stamp
-from src.runtime.configs import CONF_DIR
+from src.runtime.configs import CONF_DIR, require_readable_conf
 from src.runtime.console import console, print_config, user_errors
 from src.runtime.deadline import OutOfTime
 from src.runtime.devices import resolve_device, trainer_devices
 from src.runtime.errors import AdvPurifyError, build
+from src.runtime.locks import alone
 from src.runtime.loggers import build_loggers, close_loggers
 
 TASKS = ("fit", "retrain", "tables")
@@ -219,45 +220,70 @@ def defaults(cls: type) -> dict[str, Any]:
     return found
 
 
-def changed_settings(dest: Path, module: pl.LightningModule) -> str | None:
-    """How the model published at dest was trained otherwise than module would be (None when
-    it was not, or nothing is there): retraining a model as it was may replace it, a model
-    trained otherwise may not."""
-    if not dest.exists():
-        return None
-    # a setting added since that model was trained held its default there
-    effective = getattr(module, "effective", lambda hparams: hparams)
-    held = plain(effective(defaults(type(module)) | (read(dest, module.kind).get("hyper_parameters") or {})))
-    new = plain(effective(dict(module.hparams)))
-    changed = sorted(k for k in set(held) | set(new) if held.get(k) != new.get(k))
+def recipe(cfg: DictConfig) -> dict[str, Any]:
+    """How a model is trained beyond its own hyperparameters: the data and its slices, the
+    trainer (epochs, steps, clipping), the task and the seed; not where (`portable`)."""
+    return plain({key: portable(cfg[key]) for key in ("data", "trainer", "task", "seed")})
+
+
+def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested setting as {dotted.path: leaf}, so a difference names the very key."""
+    if isinstance(value, dict) and value:
+        found: dict[str, Any] = {}
+        for key, sub in value.items():
+            found |= leaves(sub, f"{prefix}{key}.")
+        return found
+    return {prefix.rstrip("."): value}
+
+
+def differences(held: dict[str, Any], new: dict[str, Any], shown: int = 4) -> str | None:
+    """'key: old -> new; ...' for each leaf that differs (None when none does)."""
+    old, now = leaves(held), leaves(new)
+    changed = sorted(k for k in set(old) | set(now) if old.get(k, "<unset>") != now.get(k, "<unset>"))
     if not changed:
         return None
-    both = [k for k in changed if k in held and k in new]
-    what = "; ".join([f"{k}: {str(held[k])[:60]} -> {str(new[k])[:60]}" for k in both[:3]])
-    only = [k for k in changed if k not in both]
-    return what + ("; only one has " + ", ".join(only) if only else "")
+    what = [f"{k}: {old.get(k, '<unset>')} -> {now.get(k, '<unset>')}" for k in changed[:shown]]
+    return "; ".join(what) + (f"; and {len(changed) - shown} more" if len(changed) > shown else "")
 
 
-def require_same_settings(dest: Path, module: pl.LightningModule) -> None:
-    """Refuse, before any training, to replace a published model trained with other settings."""
-    what = changed_settings(dest, module)
+def changed_settings(dest: Path, module: pl.LightningModule, how: dict[str, Any]) -> str | None:
+    """How the model published at dest was trained otherwise than module would be, by `how`
+    (its `recipe`): None when it was not, or nothing is there. Retraining a model as it was
+    may replace it; a model trained otherwise (other settings, fewer epochs, less data) may not.
+    """
+    if not dest.exists():
+        return None
+    ckpt = read(dest, module.kind)
+    # a setting added since that model was trained held its default there
+    effective = getattr(module, "effective", lambda hparams: hparams)
+    held = plain(effective(defaults(type(module)) | (ckpt.get("hyper_parameters") or {})))
+    found = differences(held, plain(effective(dict(module.hparams))))
+    held_recipe = ckpt["advpurify"].get("recipe")
+    if found is None and isinstance(held_recipe, dict):  # written before recipes: settings only
+        found = differences(held_recipe, how)
+    return found
+
+
+def require_same_settings(dest: Path, module: pl.LightningModule, how: dict[str, Any]) -> None:
+    """Refuse, before any training, to replace a published model trained otherwise."""
+    what = changed_settings(dest, module, how)
     if what is not None:
         raise AdvPurifyError(
-            f"{dest} holds a {module.hparams.name} trained with other settings ({what}): give this one "
+            f"{dest} holds a {module.hparams.name} trained otherwise ({what}): give this one "
             f"a name of its own ({module.kind}.name=<name>) to keep both, or move that file away"
         )
 
 
 def superseded(cfg: DictConfig) -> str | None:
     """'<published model> (<what changed>)' when training cfg would be refused for replacing a
-    model trained with other settings; found without training, so a plan can name them all."""
+    model trained otherwise; found without training, so a plan can name them all."""
     if cfg.task == "tables":
         return None
     datamodule = build(cfg.data.module)
     dest = published_path(cfg, datamodule.name, datamodule.input_shape)
     if not dest.exists():  # nothing to replace: spare building the model
         return None
-    what = changed_settings(dest, build_module(cfg, datamodule))
+    what = changed_settings(dest, build_module(cfg, datamodule), recipe(cfg))
     return None if what is None else f"{dest} ({what})"
 
 
@@ -267,10 +293,14 @@ def train(cfg: DictConfig, deadline: float | None = None) -> dict[str, float | s
     validate(cfg)
     if cfg.task == "tables":
         return prepare(cfg)
+    if cfg.ckpt is not None:
+        raise AdvPurifyError(
+            f"src.train does not start from ckpt={cfg.ckpt}: to continue a stopped run give resume=true "
+            "(it finds the run's last.ckpt itself); to train afresh drop ckpt="
+        )
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data.module)
     module = build_module(cfg, datamodule)
-    monitor, mode = module.checkpoint_monitor
     if "model_checkpoint" not in (cfg.callbacks or {}):
         raise AdvPurifyError(
             "callbacks.model_checkpoint is missing: src.train publishes the best checkpoint it keeps"
@@ -278,11 +308,26 @@ def train(cfg: DictConfig, deadline: float | None = None) -> dict[str, float | s
     dest = stable_path(
         cfg.paths.checkpoint_dir, datamodule.name, module.hparams.name, datamodule.input_shape, cfg.seed
     )
-    require_same_settings(dest, module)
+    require_same_settings(dest, module, recipe(cfg))
     stamp = training_fingerprint(cfg, datamodule.name, datamodule.input_shape)
-    if cfg.task == "retrain":
-        purify_training_data(cfg, datamodule)
     folder = run_dir(cfg, datamodule.name, module.hparams.name)
+    with alone(folder, f"this training ({module.hparams.name})"):
+        if cfg.task == "retrain":
+            purify_training_data(cfg, datamodule)
+        return fit_and_publish(cfg, module, datamodule, folder, dest, stamp, deadline)
+
+
+def fit_and_publish(
+    cfg: DictConfig,
+    module: pl.LightningModule,
+    datamodule: ImageDataModule,
+    folder: Path,
+    dest: Path,
+    stamp: str,
+    deadline: float | None,
+) -> dict[str, float | str]:
+    """The fit itself, its test on the best epoch, and the publication."""
+    monitor, mode = module.checkpoint_monitor
     ckpt_path = resume_from(cfg, folder)
     callbacks = [
         build(node, monitor=monitor, mode=mode, dirpath=str(folder))
@@ -307,7 +352,7 @@ def train(cfg: DictConfig, deadline: float | None = None) -> dict[str, float | s
         raise AdvPurifyError(f"training kept no checkpoint (no {monitor} was logged): nothing was published")
     (test,) = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     StopOnNonFinite.check(trainer, test)
-    publish(best, dest, stamp)
+    publish(best, dest, stamp, recipe(cfg))
     shutil.rmtree(folder)
     close_loggers(loggers)
     metrics = {
@@ -335,4 +380,6 @@ if __name__ == "__main__":
     # value with everything it references (the console's lock cannot be).
     from src.train import main as importable_main
 
+    with user_errors():
+        require_readable_conf()
     importable_main()

@@ -264,7 +264,7 @@ def test_a_diverged_run_stops_with_a_message_and_publishes_nothing(trained, tmp_
     target = install_target(trained, tmp_path)
     before = target.read_bytes()
     diverging = ["debug=smoke", "classifier.optimizer.lr=1e12"]
-    with pytest.raises(AdvPurifyError, match=r"trained with other settings .*classifier.name=<name>"):
+    with pytest.raises(AdvPurifyError, match=r"trained otherwise .*classifier.name=<name>"):
         train(compose_cfg("train", diverging, tmp_path))  # not over the good model, not even to try
     cfg = compose_cfg("train", [*diverging, "classifier.name=fmnist_a_lr1e12"], tmp_path)
     with pytest.raises(AdvPurifyError, match=r"training diverged and nothing was published") as err:
@@ -523,3 +523,236 @@ def test_a_defense_vae_checkpoint_cannot_name_a_foreign_attack():
     with pytest.raises(AdvPurifyError, match="not one of this project's attacks") as err:
         DefenseVAE(**shape, name="d", attacker="a.ckpt", attacks={"x": {"_target_": "os.system"}})
     one_line(err)
+
+
+# trust, second pass
+
+
+def test_a_shorter_training_never_replaces_a_longer_one(trained, tmp_path):
+    """debug=smoke (1 epoch on 640 images) over a model trained 2 epochs on 6,000."""
+    from src.train import train
+    from tests.conftest import compose_cfg, install_target
+
+    target = install_target(trained, tmp_path)
+    before = target.read_bytes()
+    with pytest.raises(
+        AdvPurifyError, match=r"trained otherwise \(data.module.train_limit: 6000 -> 640"
+    ) as err:
+        train(compose_cfg("train", ["debug=smoke"], tmp_path))
+    assert "classifier.name=<name>" in one_line(err)
+    assert target.read_bytes() == before
+    kept = train(compose_cfg("train", ["debug=smoke", "classifier.name=fmnist_a_smoke"], tmp_path))
+    assert pathlib.Path(kept["checkpoint"]).name == "fmnist_a_smoke.ckpt" and target.read_bytes() == before
+
+
+def test_a_changed_setting_is_named_by_its_whole_path(trained, tmp_path):
+    from src.train import train
+    from tests.conftest import compose_cfg, install_target
+
+    install_target(trained, tmp_path)
+    overrides = ["data.module.train_limit=6000", "trainer.max_epochs=2", "classifier.optimizer.lr=10"]
+    with pytest.raises(AdvPurifyError, match=r"\(optimizer.lr: 0.001 -> 10\)"):
+        train(compose_cfg("train", ["debug=smoke", *overrides], tmp_path))
+
+
+def test_a_model_with_nan_weights_is_refused(trained, tmp_path):
+    good = torch.load(trained["ckpt"], weights_only=True)
+    key = next(k for k, v in good["state_dict"].items() if v.is_floating_point())
+    good["state_dict"][key] = torch.full_like(good["state_dict"][key], float("nan"))
+    path = tmp_path / "nan.ckpt"
+    torch.save(good, path)
+    with pytest.raises(AdvPurifyError, match=r"NaN or inf weights .*retrain it") as err:
+        load_classifier("fmnist", "fmnist_a", path)
+    assert str(path) in one_line(err)
+
+
+def test_a_setting_that_changes_the_numbers_is_in_the_row_key(trained, tmp_path):
+    """L2 PGD after L-inf PGD: both curves stay, each under its own name."""
+    from src.eval import evaluate
+    from src.reporting.rows import read_rows
+    from tests.conftest import compose_cfg, install_target
+
+    install_target(trained, tmp_path)
+    common = ["debug=smoke", "attack=pgd", "attack.max_iter=2", "eval.n=32"]
+    evaluate(compose_cfg("eval", [*common, "eval.eps=[0.1]"], tmp_path))
+    evaluate(compose_cfg("eval", [*common, "attack.norm=2", "eval.eps=[1.0]"], tmp_path))
+    again = evaluate(compose_cfg("eval", [*common, "eval.eps=[0.1]"], tmp_path))
+    rows = read_rows(tmp_path / "results" / "results.csv")
+    attacks = [r["attack"] for r in rows if float(r["eps"]) > 0]
+    assert attacks == ["pgd[max_iter=2]", "pgd[max_iter=2,norm=2]"]
+    assert [r["attack"] for r in again if r["eps"] > 0] == ["pgd[max_iter=2]"]
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [
+        (torch.rand(4, 1, 20, 20), torch.zeros(4, dtype=torch.long), r"shape \(1, 20, 20\)"),
+        (torch.rand(4, 1, 28, 28), torch.full((4,), 10), r"labels in \[10, 10\].*0..9"),
+        (torch.rand(0, 1, 28, 28), torch.zeros(0, dtype=torch.long), r"no images"),
+        (torch.rand(4, 1, 28, 28, dtype=torch.float64), torch.zeros(4, dtype=torch.long), r"pass x.to"),
+        (torch.rand(4, 1, 28, 28), torch.zeros(3, dtype=torch.long), r"one label per image"),
+    ],
+)
+def test_the_api_refuses_bad_batches_in_one_line(trained, x, y, message):
+    from src.api import attackable, defended, load_defense, robust_accuracy
+
+    classifier = load_classifier("fmnist", "fmnist_a", trained["ckpt"])
+    none = load_defense("fmnist", "none")
+    with pytest.raises(AdvPurifyError, match=message) as err:
+        robust_accuracy(defended(classifier, none), x, y, attack="fgsm", threat="classifier")
+    one_line(err)
+    if "label" not in message:
+        with pytest.raises(AdvPurifyError, match=message):
+            attackable(classifier, none)(x)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda lines: [*lines, lines[-1] + ",extra"], r"line 4: \d+ fields under a header of \d+"),
+        (lambda lines: [*lines, lines[0]], r"line 4: the header is repeated"),
+        (
+            lambda lines: [*lines, lines[-1].replace(",0.1,", ",abc,", 1)],
+            r"line 4: eps='abc' is not a number",
+        ),
+        (lambda lines: [*lines[:-1], lines[-1][: len(lines[-1]) // 2]], r"line 3: the line is cut short"),
+    ],
+)
+def test_a_damaged_results_table_is_refused_with_its_line(tmp_path, edit, message):
+    from src.reporting.rows import COLUMNS, append_rows, read_rows
+
+    row = dict.fromkeys(COLUMNS, "1") | {"eps": 0.1, "adv_acc": 0.5, "data": "fmnist", "attack": "pgd"}
+    path = tmp_path / "results.csv"
+    append_rows(path, [row, row | {"eps": 0.2}])
+    path.write_text("\n".join(edit(path.read_text().splitlines())) + "\n")
+    with pytest.raises(AdvPurifyError, match=message) as err:
+        read_rows(path)
+    assert "remove or fix that line" in one_line(err)
+
+
+def test_an_accuracy_outside_zero_one_is_refused(tmp_path):
+    from src.reporting.rows import COLUMNS, append_rows, read_rows
+
+    path = tmp_path / "results.csv"
+    append_rows(path, [dict.fromkeys(COLUMNS, "1") | {"eps": 0.1, "adv_acc": 1.5}])
+    with pytest.raises(AdvPurifyError, match=r"adv_acc=1.5 is not an accuracy in \[0, 1\]"):
+        read_rows(path)
+
+
+def test_appending_keeps_the_tables_mode_and_a_full_disk_keeps_the_table(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from src.reporting import rows
+
+    path = tmp_path / "results.csv"
+    row = dict.fromkeys(rows.COLUMNS, "1")
+    rows.append_rows(path, [row])
+    path.chmod(0o644)
+    rows.append_rows(path, [row])
+    assert path.stat().st_mode & 0o777 == 0o644
+    before = path.read_text()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(
+        AdvPurifyError, match=r"could not write .*No space left on device.*run the same command"
+    ):
+        rows.append_rows(path, [row])
+    with pytest.raises(AdvPurifyError, match=r"paths.results_dir=.* is not writable \(No space left"):
+        rows.require_writable(tmp_path, "paths.results_dir")
+    assert path.read_text() == before and not list(tmp_path.glob(".results.csv.*"))
+
+
+def test_a_folder_where_a_file_belongs_is_refused(trained, tmp_path):
+    from src.eval import evaluate
+    from tests.conftest import compose_cfg
+
+    with pytest.raises(AdvPurifyError, match=r"is a folder: pass the checkpoint file itself with ckpt="):
+        load_classifier("fmnist", "fmnist_a", tmp_path)
+    folder = tmp_path / "results_here"
+    folder.mkdir()
+    cfg = compose_cfg(
+        "eval", ["debug=smoke", f"ckpt={trained['ckpt']}", f"paths.results_file={folder}"], tmp_path
+    )
+    with pytest.raises(AdvPurifyError, match=r"paths.results_file=.* is a folder: set paths.results_file="):
+        evaluate(cfg)
+
+
+@pytest.mark.parametrize("seed", ["abc", "-1", "1.5"])
+def test_a_seed_that_is_not_a_whole_number_is_refused(tmp_path, seed):
+    from src.evaluation.settings import validate
+    from tests.conftest import compose_cfg
+
+    with pytest.raises(AdvPurifyError, match=r"seed=.*it must be a whole number >= 0"):
+        validate(compose_cfg("train", [f"seed={seed}"], tmp_path))
+
+
+def test_settings_the_run_would_ignore_are_refused(trained, tmp_path):
+    from src.eval import evaluate
+    from src.train import train
+    from tests.conftest import compose_cfg
+
+    with pytest.raises(AdvPurifyError, match=r"does not start from ckpt=.*resume=true"):
+        train(compose_cfg("train", ["debug=smoke", f"ckpt={trained['ckpt']}"], tmp_path))
+    ignored = ["debug=smoke", f"ckpt={trained['ckpt']}", f"defense_ckpt={trained['ckpt']}"]
+    with pytest.raises(
+        AdvPurifyError, match=r"defense=none has no checkpoint of its own.*drop defense_ckpt="
+    ):
+        evaluate(compose_cfg("eval", ignored, tmp_path))
+    wide = ["debug=smoke", f"ckpt={trained['ckpt']}", "attack=cw_l2", "eval.eps=[1000]"]
+    with pytest.raises(AdvPurifyError, match=r"further apart than L2 28: choose budgets up to that"):
+        evaluate(compose_cfg("eval", wide, tmp_path))
+
+
+def test_a_setting_the_target_does_not_take_is_one_line(tmp_path):
+    from src.train import train
+    from tests.conftest import compose_cfg
+
+    with pytest.raises(
+        AdvPurifyError, match=r"^trainer.ckpt_path is not a setting of pytorch_lightning.Trainer"
+    ):
+        train(compose_cfg("train", ["debug=smoke", "+trainer.ckpt_path=x"], tmp_path))
+
+
+def test_the_same_training_twice_at_once_is_refused(tmp_path):
+    from src.runtime.locks import alone
+    from src.train import run_dir, train
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("train", ["debug=smoke", "classifier.name=fmnist_a_twice"], tmp_path)
+    first = alone(run_dir(cfg, "fmnist", "fmnist_a_twice"), "the first")
+    with first, pytest.raises(AdvPurifyError, match=r"already running in another process.*wait for it"):
+        train(cfg)
+
+
+def test_an_unknown_dataset_is_named_with_the_known_ones():
+    with pytest.raises(AdvPurifyError, match=r"unknown data 'mnist': choose one of \['cifar10', 'fmnist'\]"):
+        load_classifier("mnist", "fmnist_a")
+
+
+@pytest.mark.parametrize("stop", ["sigint", "sigterm"])
+def test_a_stopped_command_says_so_in_one_line_and_exits_130(capsys, stop):
+    import os
+    import signal
+
+    from src.runtime.console import user_errors
+
+    with pytest.raises(SystemExit) as ended, user_errors():
+        if stop == "sigint":
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert ended.value.code == 130
+    assert "stopped: what was finished is kept" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_conf_file_that_is_not_yaml_is_named(tmp_path):
+    from src.runtime.configs import require_readable_conf
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "broken.yaml").write_text("name: x\noops: [\n")
+    with pytest.raises(AdvPurifyError, match=r"broken.yaml line 3 is not valid YAML .*fix that file"):
+        require_readable_conf(tmp_path)

@@ -152,3 +152,30 @@ def test_what_cannot_export_says_why_in_one_line(defense, why, tmp_path):
 def test_export_settings_are_checked(tmp_path):
     with pytest.raises(AdvPurifyError, match=r"export.atol=0: it must be a finite number > 0"):
         export(compose_cfg("export", ["debug=smoke", "defense=vqunet", "export.atol=0"], tmp_path))
+
+
+def test_a_zoo_file_changed_after_export_is_refused(exported, tmp_path):
+    """A conv weight multiplied by -3 in the zoo's checkpoint: the card's sha256 no longer fits."""
+    import shutil
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(exported["cfg"].paths.zoo_dir, zoo)
+    path = zoo / "fmnist" / "vqunet" / "vqunet.ckpt"
+    ckpt = torch.load(path, weights_only=True)
+    key = next(k for k, v in ckpt["state_dict"].items() if v.dim() == 4)
+    ckpt["state_dict"][key] = ckpt["state_dict"][key] * -3
+    torch.save(ckpt, path)
+    with pytest.raises(
+        AdvPurifyError, match=r"vqunet.ckpt is not the file its card records.*export it again"
+    ):
+        load_defense("fmnist", "vqunet", zoo=zoo)
+    found = json.loads((zoo / "fmnist" / "vqunet" / "card.json").read_text())
+    assert set(found["sha256"]) == {"purifier.pt", "defended.pt", "vqunet.ckpt"}
+
+
+def test_an_export_without_the_chain_leaves_no_stale_chain(exported, tmp_path):
+    cfg = compose_cfg("export", [*exported["models"], "export.defended=false"], exported["tmp"])
+    folder = export(cfg)
+    assert not (folder / "defended.pt").exists()
+    assert set(card("fmnist", "vqunet", zoo=cfg.paths.zoo_dir)["sha256"]) == {"purifier.pt", "vqunet.ckpt"}
+    export(exported["cfg"])  # the module's other tests expect the chain

@@ -129,7 +129,7 @@ def test_a_model_trained_otherwise_never_replaces_the_published_one(target, tmp_
     )
     held = first.read_bytes()
     mixed = [*common, "defense.train_inputs=mixed", "defense.attacks.pgd.max_iter=1"]
-    with pytest.raises(AdvPurifyError, match=r"trained with other settings \(.*train_inputs: clean -> mixed"):
+    with pytest.raises(AdvPurifyError, match=r"trained otherwise \(.*train_inputs: clean -> mixed"):
         train(compose_cfg("train", [*mixed, f"paths.output_dir={tmp_path}/b"], tmp_path))
     assert first.read_bytes() == held
     older = torch.load(first, weights_only=True)  # as saved before train_inputs existed

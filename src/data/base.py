@@ -83,8 +83,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.source_dir = Path(source_dir).expanduser() if source_dir else None
         if self.source_dir is not None and not self.source_dir.is_dir():
             raise AdvPurifyError(
-                f"data.source_dir={source_dir} is not a directory: point it at the folder that "
-                "holds the datasets (e.g. ../shared/data), or set data.source_dir=null to download"
+                f"paths.data_dir={source_dir} is not a directory: point it at the folder that "
+                "holds the datasets (e.g. ../shared/data), or set paths.data_dir=null to download"
             )
         self.cache_dir = Path(cache_dir).expanduser()
         self.image_size = image_size

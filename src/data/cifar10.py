@@ -65,7 +65,7 @@ class CIFAR10DataModule(ImageDataModule):
         except RuntimeError as err:
             raise AdvPurifyError(
                 f"official CIFAR-10 not found under {root} ({err}): put cifar-10-batches-py there, "
-                "set data.source_dir=null to download it, or use data.variant=jpeg"
+                "set paths.data_dir=null to download it, or use data.variant=jpeg"
             ) from err
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2)
         return images, torch.tensor(dataset.targets, dtype=torch.long)
@@ -74,12 +74,12 @@ class CIFAR10DataModule(ImageDataModule):
         """Decode every JPEG of the archive once into `<cache>/cifar10-jpeg/{train,test}.pt`."""
         if self.source_dir is None:
             raise AdvPurifyError(
-                "data.variant=jpeg needs data.source_dir pointing at the folder that holds "
+                "data.variant=jpeg needs paths.data_dir pointing at the folder that holds "
                 f"{JPEG_ARCHIVE} (e.g. ../shared/data); use data.variant=official to download"
             )
         archive = self.source_dir / JPEG_ARCHIVE
         if not archive.exists():
-            raise AdvPurifyError(f"{archive} not found: data.source_dir must hold {JPEG_ARCHIVE}")
+            raise AdvPurifyError(f"{archive} not found: paths.data_dir must hold {JPEG_ARCHIVE}")
         if sha256(archive) != JPEG_SHA256:
             raise AdvPurifyError(f"{archive} is corrupt (sha256 mismatch): replace it")
         found: dict[str, list[tuple[int, str, torch.Tensor]]] = {"train": [], "test": []}

@@ -45,7 +45,7 @@ class FashionMNISTDataModule(ImageDataModule):
                 torchvision.datasets.FashionMNIST(self.cache_dir, train=False, download=True)
             except Exception as err:
                 raise AdvPurifyError(
-                    f"could not download Fashion-MNIST ({err}): set data.source_dir to a folder "
+                    f"could not download Fashion-MNIST ({err}): set paths.data_dir to a folder "
                     "holding FashionMNIST/raw/*-ubyte.gz (e.g. ../shared/data)"
                 ) from err
             return
@@ -53,7 +53,7 @@ class FashionMNISTDataModule(ImageDataModule):
             source = self.source_dir / "FashionMNIST" / "raw" / f"{name}.gz"
             if not source.exists():
                 raise AdvPurifyError(
-                    f"Fashion-MNIST file {source} not found: data.source_dir must hold "
+                    f"Fashion-MNIST file {source} not found: paths.data_dir must hold "
                     "FashionMNIST/raw/*-ubyte.gz (e.g. ../shared/data)"
                 )
             gunzip_verified(source, raw / name, RAW_SHA256[name])

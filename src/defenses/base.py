@@ -228,17 +228,22 @@ def checked(defense: Defense) -> Defense:
     return defense
 
 
-def check_images(x: Any, input_shape: Sequence[int] | None) -> None:
-    """What the public API accepts: a float tensor N x C x H x W of finite pixels in [0, 1]
-    (the shape the model was trained on, when it is known)."""
+def check_images(x: Any, input_shape: Sequence[int] | None, dtype: torch.dtype | None = None) -> None:
+    """What the public API accepts: a non-empty float tensor N x C x H x W of finite pixels in
+    [0, 1] (the shape and float type the model was trained in, when they are known). The one
+    place API inputs are checked, so a bad one stops with its fix, not deep in a forward pass."""
     if not torch.is_tensor(x):
         raise AdvPurifyError(f"x is a {type(x).__name__}: give a torch tensor N x C x H x W")
     if not x.is_floating_point():
         raise AdvPurifyError(f"x has dtype {x.dtype}: give float pixels in [0, 1] (e.g. x.float() / 255)")
+    if dtype is not None and x.dtype != dtype:
+        raise AdvPurifyError(f"x has dtype {x.dtype}, but the model computes in {dtype}: pass x.to({dtype})")
     if x.dim() != 4:
         raise AdvPurifyError(
             f"x has shape {tuple(x.shape)}: give a batch N x C x H x W (x[None] for one image)"
         )
+    if len(x) == 0:
+        raise AdvPurifyError("x holds no images: give a batch of at least one")
     if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
         raise AdvPurifyError(
             f"x has images of shape {tuple(x.shape[1:])}, but the model takes {tuple(input_shape)}: "
@@ -246,11 +251,29 @@ def check_images(x: Any, input_shape: Sequence[int] | None) -> None:
         )
     if not torch.isfinite(x).all():
         raise AdvPurifyError("x holds NaN or inf pixels: give finite pixels in [0, 1]")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
+    if x.min() < 0 or x.max() > 1:
         raise AdvPurifyError(
             f"x has pixels in [{x.min().item():.3g}, {x.max().item():.3g}]: give pixels in [0, 1], "
             "not normalised by a mean and std (SPEC 1)"
         )
+
+
+def check_labels(y: Any, n: int, num_classes: int) -> None:
+    """Labels for n images: an integer tensor of shape (n,) with classes 0..num_classes-1."""
+    if not torch.is_tensor(y) or y.is_floating_point() or y.dtype == torch.bool:
+        raise AdvPurifyError(f"y must be a tensor of {n} integer class labels (e.g. torch.tensor(labels))")
+    if tuple(y.shape) != (n,):
+        raise AdvPurifyError(f"y has shape {tuple(y.shape)}: give one label per image of x, shape ({n},)")
+    if n and (y.min() < 0 or y.max() >= num_classes):
+        raise AdvPurifyError(
+            f"y holds labels in [{y.min().item()}, {y.max().item()}], but the model has {num_classes} "
+            f"classes: give labels in 0..{num_classes - 1}"
+        )
+
+
+def parameter_dtype(module: nn.Module) -> torch.dtype | None:
+    """The float type a module computes in (None for one without parameters)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
 
 
 class DefendedClassifier(nn.Module):
@@ -266,5 +289,5 @@ class DefendedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_shape is not None:
-            check_images(x, self.input_shape)
+            check_images(x, self.input_shape, parameter_dtype(self.classifier))
         return self.classifier(self.defense.purify(x))

@@ -12,6 +12,33 @@ from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class, 
 from src.evaluation.models import target_name
 from src.reporting.rows import fingerprint
 from src.runtime.checkpoints import stable_path
+from src.runtime.configs import CONF_DIR
+
+NOT_A_VARIANT = frozenset({"name", "eps", "batch_size"})  # the grid's axis, a name, a chunk size
+
+
+def named_variant(node: DictConfig, group: str) -> str:
+    """What a row calls its attack or threat: the config's name, with every setting that
+    differs from the named config (`conf/<group>/<name>.yaml`) in brackets, e.g.
+    `pgd[norm=2]` or `pipeline[eot_samples=16]`. So the row's key tells apart what changes its
+    numbers: an L2 PGD never replaces the L-inf one in a table or a report. A config renamed
+    from another class (`attack=cw_art attack.name=cw`) keeps the name it was given."""
+    path = CONF_DIR / group / f"{node.name}.yaml"
+    if not path.exists():
+        return str(node.name)
+    named = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    if named.get("_target_") != node.get("_target_"):
+        return str(node.name)
+    ours = OmegaConf.to_container(node, resolve=True)
+    changed = [
+        f"{key}={ours.get(key)}"
+        for key in sorted(set(ours) | set(named))
+        if key not in NOT_A_VARIANT
+        and not key.startswith("_")
+        and not (isinstance(named.get(key), str) and "${" in named[key])  # resolved elsewhere
+        and ours.get(key) != named.get(key)
+    ]
+    return f"{node.name}[{','.join(changed)}]" if changed else str(node.name)
 
 
 def white_box_name(cfg: DictConfig, scored: str) -> str:

@@ -55,6 +55,11 @@ def build_defense(
     checkpoint, with the config's test-time settings; a composite from its parts' checkpoints
     (and, given the target's name, what it prepared for it); any other built directly."""
     cls = defense_class(cfg._target_)
+    if ckpt is not None and not issubclass(cls, TrainedPurifier):
+        raise AdvPurifyError(
+            f"defense={cfg.name} has no checkpoint of its own, so defense_ckpt={ckpt} would be ignored: "
+            "drop defense_ckpt=, or name the defense it belongs to with defense="
+        )
     if issubclass(cls, CompositeDefense):
         return checked(cls.from_checkpoints(cfg, data, checkpoint_dir, input_shape, classifier).eval())
     if not issubclass(cls, TrainedPurifier):

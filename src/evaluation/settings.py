@@ -96,6 +96,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 BOOLEAN = (lambda v: isinstance(v, bool), "true or false")
 RULES |= dict.fromkeys(("resume", "recompute", "retrained", "defended", "dry_run"), BOOLEAN)
+RULES["seed"] = (whole_at_least(0), "a whole number >= 0")
 RULES["white_box"] = (lambda v: v in WHITE_BOX, f"one of {list(WHITE_BOX)}")
 RULES["train_inputs"] = (lambda v: v in TRAIN_INPUTS, f"one of {list(TRAIN_INPUTS)}")
 RULES["domains"] = (lambda v: v in DOMAINS, f"one of {list(DOMAINS)}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from src.defenses.base import check_images, parameter_dtype
 from src.runtime.errors import AdvPurifyError
 
 Parts = list[tuple[nn.Module, torch.Tensor]]  # (model that crafts, indices of its images)
@@ -59,16 +60,26 @@ class Pipeline(nn.Module):
     draws up to a normaliser: its gradient is the EOT average the attack needs.
     """
 
-    def __init__(self, classifier: nn.Module, defense: nn.Module, eot_samples: int) -> None:
+    def __init__(
+        self,
+        classifier: nn.Module,
+        defense: nn.Module,
+        eot_samples: int,
+        input_shape: tuple[int, ...] | None = None,
+        checked: bool = False,
+    ) -> None:
         super().__init__()
-        if eot_samples < 1:
+        if isinstance(eot_samples, bool) or not isinstance(eot_samples, int) or eot_samples < 1:
             raise AdvPurifyError(
                 f"eot_samples={eot_samples} (threat.eot_samples, or attackable's): need at least 1 draw"
             )
         self.classifier, self.defense = classifier, defense
         self.draws = eot_samples if defense.stochastic else 1
+        self.input_shape, self.checked = input_shape, checked  # checked: the API's, for outside code
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.checked:
+            check_images(x, self.input_shape, parameter_dtype(self.classifier))
         if self.draws == 1:
             return self.classifier(declared_purify(self.defense, x))
         draws = [self.classifier(declared_purify(self.defense, x)).log_softmax(1) for _ in range(self.draws)]

@@ -10,16 +10,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from src.reporting.rows import content_digest
 from src.runtime.errors import AdvPurifyError
 
 CARD_JSON, CARD_MD = "card.json", "card.md"
-CARD_FORMAT = 1  # raised whenever a field changes meaning, so an old card is refused, not misread
+CARD_FORMAT = 2  # raised whenever a field changes meaning, so an old card is refused, not misread
 
 HEADLINE_EPS = 0.1  # the budget of the headline number (the dissertation's Fashion-MNIST figures)
 
 
 def entry(zoo: str | Path, data: str, name: str) -> Path:
-    """The zoo folder of one defense, once it exists."""
+    """The zoo folder of one defense, once it exists and every file its card names is the
+    file the card was written for (`verify`)."""
     folder = Path(zoo) / data / name
     if not (folder / f"{name}.ckpt").exists():
         held = sorted(str(p.parent.relative_to(zoo)) for p in Path(zoo).glob(f"*/*/{CARD_JSON}"))
@@ -27,7 +29,25 @@ def entry(zoo: str | Path, data: str, name: str) -> Path:
             f"no {name} for data={data} in {zoo}: export it with python -m src.export defense={name} "
             f"data={data} (the zoo holds {held or 'nothing'})"
         )
+    verify(folder, read_card(folder))
     return folder
+
+
+def digests(folder: Path, files: list[str]) -> dict[str, str]:
+    """The sha256 of each file a card names, as the card records them."""
+    return {name: content_digest(folder / name) for name in files}
+
+
+def verify(folder: Path, card: dict[str, Any]) -> None:
+    """Refuse a zoo folder whose files are not the ones its card was written for: a file
+    changed, swapped or left over from another export is never loaded under this card."""
+    recorded = card.get("sha256") or {}
+    for name, digest in recorded.items():
+        if content_digest(folder / name) != digest:
+            raise AdvPurifyError(
+                f"{folder / name} is not the file its card records (sha256 differs or it is missing): "
+                f"export it again with python -m src.export defense={card['defense']} data={card['data']}"
+            )
 
 
 def cards(zoo: str | Path) -> list[dict[str, Any]]:

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from itertools import pairwise
 from math import sqrt
 
+from src.reporting.rows import base_name
+
 TOLERANCE = 0.01  # accuracy (as a fraction) two runs on the same images may differ by
 Z = 3.0  # standard errors a smaller sample's accuracy may stray from a larger one's (one-sided)
 CHANCE = {"fmnist": 0.1, "cifar10": 0.1}
-
 
 SURROGATE_THREATS = ("transfer", "paper")  # examples crafted on other models than the one scored
 
@@ -90,29 +91,30 @@ def sanity_checks(rows: list[dict], chance_margin: float = 0.15) -> list[Check]:
         for (attack, threat, eps), row in sorted(by.items()):
             if eps == 0:
                 continue
+            kind, threat_kind = base_name(attack), base_name(threat)
             fgsm = by.get(("fgsm", threat, eps))
-            if attack in ("bim", "pgd") and fgsm is not None:
+            if kind in ("bim", "pgd") and fgsm is not None:
                 ok, note = ordered(row, fgsm)
                 detail = (
                     f"{attack} {_acc(row):.4f} vs fgsm {_acc(fgsm):.4f} at eps {eps:g}, threat {threat}{note}"
                 )
                 checks.append(
-                    Check("iterative_vs_single_step", where, ok, detail, oblivious(threat, defense))
+                    Check("iterative_vs_single_step", where, ok, detail, oblivious(threat_kind, defense))
                 )
             seen = by.get((attack, "classifier", eps))
-            if threat == "pipeline" and seen is not None:
+            if threat_kind == "pipeline" and seen is not None:
                 ok, note = ordered(row, seen)
                 detail = (
                     f"pipeline {_acc(row):.4f} vs classifier {_acc(seen):.4f}, {attack} at eps {eps:g}{note}"
                 )
                 checks.append(Check("adaptive_vs_classifier", where, ok, detail))
-            if threat in SURROGATE_THREATS and seen is not None:
+            if threat_kind in SURROGATE_THREATS and seen is not None:
                 ok, note = ordered(seen, row)
                 detail = (
                     f"classifier {_acc(seen):.4f} vs {threat} {_acc(row):.4f}, {attack} at eps {eps:g}{note}"
                 )
                 checks.append(Check("whitebox_vs_transfer", where, ok, detail))
-            if attack in ("fgsm", "bim", "pgd") and eps >= 0.5:
+            if kind in ("fgsm", "bim", "pgd") and eps >= 0.5:
                 ceiling = CHANCE.get(data, 0.1) + chance_margin
                 ok = _acc(row) <= ceiling
                 detail = f"{attack} at eps {eps:g}, threat {threat}: {_acc(row):.4f} (ceiling {ceiling:.2f})"
@@ -125,7 +127,7 @@ def _iteration_checks(where: str, group: list[dict]) -> list[Check]:
     runs: dict[tuple[str, str, float], dict[int, dict]] = defaultdict(dict)
     for row in group:
         if row.get("iterations") not in (None, ""):
-            runs[row["attack"], row["threat"], float(row["eps"])][int(row["iterations"])] = row
+            runs[base_name(row["attack"]), row["threat"], float(row["eps"])][int(row["iterations"])] = row
     checks = []
     for (attack, threat, eps), by_iters in sorted(runs.items()):
         iters = sorted(by_iters)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from src.reporting.rows import base_name
+
 THREATS = ("classifier", "paper", "pipeline", "transfer")
 
 
@@ -30,10 +32,11 @@ def judge(rows: list[dict[str, str]], claim: dict[str, Any], max_eps: float) -> 
     lows: dict[str, tuple[float, float]] = {}
     for row in rows:
         eps = float(row["eps"])
-        if row["attack"] in claim["attacks"] and 0 < eps <= max_eps:
+        attack = base_name(row["attack"])
+        if attack in claim["attacks"] and 0 < eps <= max_eps:
             accuracy = 100 * float(row["adv_acc"])
-            if row["attack"] not in lows or accuracy < lows[row["attack"]][0]:
-                lows[row["attack"]] = (accuracy, eps)
+            if attack not in lows or accuracy < lows[attack][0]:
+                lows[attack] = (accuracy, eps)
     missing = [attack for attack in claim["attacks"] if attack not in lows]
     if not lows:
         return "needs " + ", ".join(missing)

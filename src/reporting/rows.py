@@ -8,19 +8,19 @@ point leaves either the old table or the new one, never a torn row.
 from __future__ import annotations
 
 import csv
-import fcntl
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
 from src.runtime.errors import AdvPurifyError
+from src.runtime.locks import locked
 
 KEY = ("data", "defense", "classifier", "attack", "threat", "eps")
 COLUMNS = (
@@ -43,24 +43,56 @@ COLUMNS = (
 )
 
 
+def base_name(name: str) -> str:
+    """An attack or threat's config name without its variant (`pgd[norm=2]` -> `pgd`)."""
+    return name.partition("[")[0]
+
+
+NUMBERS = ("eps", "n", "seed", "iterations", "seconds", "value")  # beside every `*_acc` column
+
+
 def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """A results or analysis table, refused with the line to fix when it is not one src.eval
+    could have written: a line cut short (a torn write), one with more fields than the header,
+    a header repeated inside, a number that is not one, an accuracy outside [0, 1]."""
     path = Path(path)
     if not path.exists():
         return []
+    if path.is_dir():
+        raise AdvPurifyError(f"{path} is a folder, not a results table: point at a .csv file")
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    header = reader.fieldnames or []
+    for line, row in enumerate(rows, start=2):
+        problem = row_problem(row, header)
+        if problem:
+            raise AdvPurifyError(
+                f"{path} line {line}: {problem}; remove or fix that line (src.eval recomputes a missing cell)"
+            )
+    return rows
 
 
-@contextmanager
-def locked(path: Path):
-    """An exclusive lock on `path` (held in `<path>.lock`) for the block, across processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+def row_problem(row: dict[str, Any], header: list[str]) -> str | None:
+    """What is wrong with one table row (None when nothing is)."""
+    if None in row:
+        return f"{len(header) + len(row[None])} fields under a header of {len(header)}"
+    if any(value is None for value in row.values()):
+        return "the line is cut short (a write that was interrupted?)"
+    if header and all(row[c] == c for c in header):
+        return "the header is repeated"
+    for column, value in row.items():
+        if value == "" or not (column in NUMBERS or column.endswith("_acc")):
+            continue
         try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            number = float(value)
+        except ValueError:
+            return f"{column}={value!r} is not a number"
+        if not math.isfinite(number) and column != "value":  # an analysis may hold an undefined rate
+            return f"{column}={value} is not finite"
+        if column.endswith("_acc") and not 0 <= number <= 1:
+            return f"{column}={value} is not an accuracy in [0, 1]"
+    return None
 
 
 def append_rows(
@@ -78,6 +110,7 @@ def append_rows(
         columns = list(required)
         for row in table:
             columns += [c for c in row if c not in columns]
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~current_umask()
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", newline="") as f:
@@ -86,10 +119,23 @@ def append_rows(
                 writer.writerows(table)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, mode)  # mkstemp's 0600 would otherwise replace the table's own mode
             os.replace(tmp, path)
+        except OSError as err:
+            Path(tmp).unlink(missing_ok=True)
+            raise AdvPurifyError(
+                f"could not write {path} ({err.strerror}): the table as it was is kept; free space or "
+                "fix the folder's permissions, then run the same command again"
+            ) from err
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_layout(path: str | Path, layout: dict[str, Any]) -> None:
@@ -185,17 +231,33 @@ def cell_seed(seed: int, *key: Any) -> int:
     return int(hashlib.sha256(blob).hexdigest()[:15], 16)
 
 
+PROBE = 1 << 20  # bytes written to check a folder: a full disk refuses them before any work
+
+
 def require_writable(folder: str | Path, key: str) -> None:
-    """Stop before any work if results cannot be written to `folder`."""
+    """Stop before any work if results cannot be written to `folder` (missing rights, a path
+    under a file, a full disk)."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as probe:
+            probe.write(b"\0" * PROBE)
+            probe.flush()
+            os.fsync(probe.fileno())
     except OSError as err:
         raise AdvPurifyError(
             f"{key}={folder} is not writable ({err.strerror}): set {key}= to a folder you can write"
         ) from err
+
+
+def require_writable_file(path: str | Path, key: str) -> None:
+    """`require_writable` for a file's folder, and the file itself if it is there."""
+    path = Path(path)
+    if path.is_dir():
+        raise AdvPurifyError(f"{key}={path} is a folder: set {key}= to a file, e.g. {path / 'results.csv'}")
+    require_writable(path.parent, key)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise AdvPurifyError(f"{key}={path} is not writable: set {key}= to a file you can write")
 
 
 def finished_rows(path: str | Path, fingerprint: str) -> dict[float, dict[str, str]]:

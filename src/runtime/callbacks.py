@@ -9,7 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from src.runtime.deadline import past
+from src.runtime import deadline as run_deadline
 from src.runtime.errors import AdvPurifyError
 
 
@@ -54,7 +54,7 @@ class StopAtDeadline(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         last = trainer.max_epochs
         more = last is None or last < 0 or trainer.current_epoch + 1 < last
-        if more and past(self.deadline):
+        if more and run_deadline.past(self.deadline):
             trainer.should_stop = True
             self.stopped = True
 

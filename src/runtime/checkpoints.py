@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from hydra.utils import get_object
 
+from src.runtime.configs import options
 from src.runtime.errors import AdvPurifyError
 from src.runtime.provenance import git_commit
 
@@ -36,6 +37,9 @@ def stable_path(
 
 def find(checkpoint_dir: str | Path, data: str, name: str, input_shape: Sequence[int] | None) -> Path:
     """`stable_path`, or, with no input shape given (the Python API), the one size published."""
+    known = options("data")
+    if data not in known:
+        raise AdvPurifyError(f"unknown data {data!r}: choose one of {known}")
     if input_shape is not None:
         return stable_path(checkpoint_dir, data, name, input_shape)
     found = sorted((Path(checkpoint_dir) / data).glob(f"*px/{name}.ckpt"))
@@ -64,12 +68,16 @@ def train_hint(data: str, input_shape: Sequence[int] | None, kind: str, name: st
     return f"train it with `python -m src.train data={data}{size} {what}`"
 
 
-def publish(best: str | Path, dest: Path, training: str) -> None:
+def publish(best: str | Path, dest: Path, training: str, recipe: dict[str, Any] | None = None) -> None:
     """Write the best checkpoint to its stable place atomically (a reader never sees half a
     file), stamped with the fingerprint of how it was trained (`src.train.training_fingerprint`),
-    by which a rerun of the same training knows it is done. `best` may be `dest` itself."""
+    by which a rerun of the same training knows it is done, and with its `recipe` (epochs, data
+    slice, seed: `src.train.recipe`), by which a different training is refused before it could
+    replace it. `best` may be `dest` itself."""
     ckpt = read(Path(best), "model")
     ckpt["advpurify"]["training"] = training
+    if recipe is not None:
+        ckpt["advpurify"]["recipe"] = recipe
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
     torch.save(ckpt, tmp)
@@ -234,10 +242,13 @@ def check_targets(node: Any, path: Path) -> None:
 
 def read(path: Path, kind: str, hint: str = "") -> dict[str, Any]:
     """A checkpoint's contents, tensors and plain data only, once it is known to be ours."""
+    key = "defense_ckpt" if kind == "defense" else "ckpt"
     if not path.exists():
         raise AdvPurifyError(
-            f"no {kind} checkpoint at {path}: {hint or 'train it first'}, or pass its path with ckpt="
+            f"no {kind} checkpoint at {path}: {hint or 'train it first'}, or pass its path with {key}="
         )
+    if path.is_dir():
+        raise AdvPurifyError(f"{path} is a folder: pass the checkpoint file itself with {key}=<file>.ckpt")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -288,6 +299,15 @@ def load(
     if not isinstance(hparams, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise AdvPurifyError(f"{path} lacks its hyper_parameters or state_dict: retrain it")
     check_targets(hparams, path)
+    broken = [
+        k
+        for k, v in ckpt["state_dict"].items()
+        if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
+    if broken:
+        raise AdvPurifyError(
+            f"{path} holds NaN or inf weights ({', '.join(broken[:3])}): it would score garbage; retrain it"
+        )
     try:
         module = cls(**hparams)
         module.load_state_dict(ckpt["state_dict"])

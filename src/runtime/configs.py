@@ -36,3 +36,18 @@ def composed(config: str, overrides: Sequence[str]) -> DictConfig:
             return compose(config, overrides=list(overrides))
     except (MissingConfigException, OverrideParseException, ConfigCompositionException) as err:
         raise AdvPurifyError(f"overrides {list(overrides)}: {err}") from err
+
+
+def require_readable_conf(folder: Path = CONF_DIR) -> None:
+    """Refuse, before Hydra composes anything, a conf/ file that is not YAML: Hydra would stop
+    with a parser's traceback from deep inside its loader."""
+    import yaml
+
+    for path in sorted(folder.rglob("*.yaml")):
+        try:
+            yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise AdvPurifyError(f"{path}{where} is not valid YAML ({problem}): fix that file") from None

@@ -3,6 +3,7 @@ user errors as one clean line."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -34,17 +35,35 @@ def print_config(cfg: DictConfig, order: tuple[str, ...] = ("data", "classifier"
     console.print(tree)
 
 
+INTERRUPTED = 130  # the shell's status for a run stopped by SIGINT
+
+
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (kill, a batch system's end of time) stops as Ctrl-C does
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn an AdvPurifyError into one red line and exit status 1, without a traceback."""
+    """Turn an AdvPurifyError into one red line and exit status 1, and a stop by Ctrl-C or
+    SIGTERM into one line and status 130, without a traceback. What a run finished is on disk
+    by then (rows at once, epochs' last.ckpt, crafted parts), so the same command goes on."""
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         yield
+    except KeyboardInterrupt:
+        console.print(
+            "[bold yellow]stopped:[/] what was finished is kept (results rows, the last epoch, crafted "
+            "parts); run the same command again to go on (resume=true for a training)"
+        )
+        raise SystemExit(INTERRUPTED) from None
     except Exception as err:
         cause = user_error_in(err)
         if cause is None:
             raise
         console.print(f"[bold red]error:[/] {cause}")
         raise SystemExit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
