@@ -67,7 +67,8 @@ def load_defense(
     Given `zoo`, its checkpoint is the one exported to `<zoo>/<data>/<name>/` (src.zoo)."""
     cfg = composed("train", [f"defense={name}"]).defense  # follows the config's defaults
     if zoo is not None:
-        ckpt = zoo_entry(zoo, data, name) / f"{name}.ckpt"
+        held = zoo_entry(zoo, data, name) / f"{name}.ckpt"
+        ckpt = held if held.exists() else None  # a defense without weights exports none
     return build_defense(cfg, data, ckpt, checkpoint_dir)
 
 

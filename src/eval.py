@@ -416,7 +416,7 @@ def compute(
     loaded = load(cfg, datamodule, name, device)
     base = clean_columns(cfg, loaded, datamodule.name, name, todo)
     loggers = build_loggers(cfg)
-    iterations = cfg.attack.get("max_iter", 1)
+    iterations = attack_class(cfg.attack._target_).iterations_of(cfg.attack)
     try:
         for step, eps in enumerate(todo.todo):
             if past(deadline):
@@ -473,7 +473,7 @@ def scores_under_attack(
     base = key | {"threat": threat, "n": len(y), "seed": cfg.seed}
     base |= clean_scores(loaded, cfg.eval.batch_size, cfg.seed, data, name)
     base |= {"commit": "", "fingerprint": "", "models": ""}
-    iterations = cfg.attack.get("max_iter", 1)
+    iterations = attack_class(cfg.attack._target_).iterations_of(cfg.attack)
     return {
         eps: measure(loaded, crafter, eps, base, cfg.eval.batch_size, iterations)[0]["adv_acc"]
         for eps in eps_grid

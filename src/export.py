@@ -27,7 +27,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from src.defenses.base import DefendedClassifier, defense_class
+from src.defenses.base import DefendedClassifier, TrainedPurifier, defense_class
 from src.evaluation.cards import build_card
 from src.evaluation.models import build_defense, load_classifier
 from src.evaluation.settings import validate
@@ -50,10 +50,24 @@ class Chain(nn.Module):
         return self.classifier(self.purifier(x))
 
 
-def traced(module: pl.LightningModule, x: torch.Tensor, label: str) -> torch.jit.ScriptModule:
-    """The module's forward traced on x, by Lightning (which keeps tracing off its trainer)."""
+class Purify(nn.Module):
+    """A defense without weights of its own (no LightningModule) as a module whose forward purifies."""
+
+    def __init__(self, defense: nn.Module) -> None:
+        super().__init__()
+        self.defense = defense
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.defense.purify(x)
+
+
+def traced(module: nn.Module, x: torch.Tensor, label: str) -> torch.jit.ScriptModule:
+    """The module's forward traced on x: by Lightning for its modules (it keeps tracing off its
+    trainer), by torch for any other (a weightless defense's `Purify`)."""
     try:
-        return module.to_torchscript(method="trace", example_inputs=x, check_trace=False)
+        if isinstance(module, pl.LightningModule):
+            return module.to_torchscript(method="trace", example_inputs=x, check_trace=False)
+        return torch.jit.trace(module, x, check_trace=False)
     except Exception as err:  # tracing reports unsupported code by many exception types
         reason = str(err).splitlines()[0]
         raise AdvPurifyError(f"{label} cannot be traced to TorchScript: {reason}") from err
@@ -98,14 +112,18 @@ def export(cfg: DictConfig) -> Path:
         raise AdvPurifyError(f"defense={cfg.defense.name} cannot be exported: {cls.export_refusal}")
     datamodule = build(cfg.data.module)
     data, shape, ckpt_dir = datamodule.name, datamodule.input_shape, cfg.paths.checkpoint_dir
-    checkpoint = Path(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape))
+    checkpoint = None  # a weightless defense exports its TorchScript and card alone
+    if issubclass(cls, TrainedPurifier):
+        checkpoint = Path(cfg.defense_ckpt or stable_path(ckpt_dir, data, cfg.defense.name, shape))
     defense = build_defense(cfg.defense, data, checkpoint, ckpt_dir, shape)
     folder = Path(cfg.export.dir)
     require_writable(folder, "export.dir")  # before the tracing, not after it
-    claim(folder, checkpoint)
+    if checkpoint is not None:
+        claim(folder, checkpoint)
     x, _ = datamodule.test_tensors(cfg.export.n)
     label, atol = f"defense={cfg.defense.name}", cfg.export.atol
-    purifier = checked_script(traced(defense, x, label), defense, x, atol, label)
+    purifying = defense if isinstance(defense, pl.LightningModule) else Purify(defense).eval()
+    purifier = checked_script(traced(purifying, x, label), purifying, x, atol, label)
     scripts = {"purifier.pt": purifier}
     if cfg.export.defended:
         classifier = load_classifier(data, cfg.classifier.name, cfg.ckpt, ckpt_dir, shape)
@@ -113,14 +131,15 @@ def export(cfg: DictConfig) -> Path:
         label = f"defense={cfg.defense.name} with classifier={cfg.classifier.name}"
         reference = DefendedClassifier(classifier, defense)
         scripts["defended.pt"] = checked_script(chain, reference, x, atol, label)
-    files = [*scripts, checkpoint.name]
+    files = [*scripts, *([checkpoint.name] if checkpoint is not None else [])]
     card = build_card(cfg, defense.gradient, checkpoint, shape, files)  # before any file is written
     folder.mkdir(parents=True, exist_ok=True)
     for name, script in scripts.items():
         save_script(script, folder / name)
     if "defended.pt" not in scripts:  # never leave a chain of an earlier export beside this card
         (folder / "defended.pt").unlink(missing_ok=True)
-    place(checkpoint, folder / checkpoint.name)
+    if checkpoint is not None:
+        place(checkpoint, folder / checkpoint.name)
     card["sha256"] = digests(folder, files)
     write_card(card, folder)
     console.print(f"exported defense={cfg.defense.name} to {folder}: {', '.join(files)}, card.json, card.md")

@@ -25,7 +25,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from src.classifiers.module import ClassifierModule
 from src.data.base import ImageDataModule
 from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class, fingerprinted
-from src.defenses.vote import tables_path
 from src.evaluation.models import build_defense, target_name
 from src.evaluation.settings import validate
 from src.reporting.rows import fingerprint, portable
@@ -114,9 +113,7 @@ def upstream(cfg: DictConfig, data: str, shape: tuple[int, ...]) -> list[Path]:
         target = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
         own = Path(cfg.ckpt or stable_path(ckpt_dir, data, target, shape))
         return [*cls.part_paths(cfg.defense, data, ckpt_dir, shape, None), own]
-    if issubclass(cls, TrainedPurifier) and cfg.defense.get("train_inputs", "clean") != "clean":
-        return [Path(cfg.defense.attacker)]
-    return []
+    return cls.upstream(cfg.defense)
 
 
 def training_fingerprint(cfg: DictConfig, data: str, shape: tuple[int, ...]) -> str:
@@ -149,7 +146,7 @@ def published_path(cfg: DictConfig, data: str, shape: tuple[int, ...]) -> Path:
     ckpt_dir = cfg.paths.checkpoint_dir
     if cfg.task == "tables":
         target = target_name(cfg.classifier.name, cfg.defense, cfg.retrained)
-        return tables_path(ckpt_dir, data, cfg.defense.name, target, shape)
+        return defense_class(cfg.defense._target_).prepared_path(cfg.defense, ckpt_dir, data, target, shape)
     return stable_path(ckpt_dir, data, trained_name(cfg), shape, cfg.seed)
 
 

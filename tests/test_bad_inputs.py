@@ -351,12 +351,12 @@ def test_a_corrupted_dataset_cache_is_rebuilt_not_trusted(tmp_path):
         (["attack=cw_art", "attack.learning_rate=-0.1"], r"attack\.learning_rate=-0\.1"),
         (["attack=cw", "attack.backend=art"], r"attack=cw \(PGD on the CW margin\) has no ART counterpart"),
         (["attack=deepfool", "attack.nb_grads=1"], r"attack\.nb_grads=1"),
-        (["attack=fgsm", "attack.norm=3"], r"attack\.norm=3 is not supported"),
+        (["attack=fgsm", "attack.norm=3"], r"attack\.norm=3: it must be inf or 2"),
         (["threat=pipeline", "threat.eot_samples=0"], r"threat\.eot_samples=0"),
         (["threat=transfer", "threat.mix=1.5"], r"threat\.mix=1\.5"),
         (["threat=paper", "threat.white_box=surrogate"], r"threat\.white_box='surrogate': it must be one of"),
         (["attack=pgd_cleverhans", "attack.step=0"], r"attack\.step=0: it must be a finite number > 0"),
-        (["attack=autoattack", "attack.version=fast"], r"attack\.version='fast': choose one of"),
+        (["attack=autoattack", "attack.version=fast"], r"attack\.version='fast': it must be one of"),
         (["attack=autoattack", "attack.version=custom"], r"version=custom needs a non-empty list"),
         (["defense=defense_gan", "defense.restarts=0"], r"defense\.restarts=0"),
         (["eval.eps=[-0.1]"], r"eval\.eps holds -0\.1: budgets must be >= 0"),
@@ -612,7 +612,7 @@ def test_the_api_refuses_bad_batches_in_one_line(trained, x, y, message):
         (lambda lines: [*lines, lines[-1] + ",extra"], r"line 4: \d+ fields under a header of \d+"),
         (lambda lines: [*lines, lines[0]], r"line 4: the header is repeated"),
         (
-            lambda lines: [*lines, lines[-1].replace(",0.1,", ",abc,", 1)],
+            lambda lines: [*lines, lines[1].replace(",0.1,", ",abc,", 1)],
             r"line 4: eps='abc' is not a number",
         ),
         (lambda lines: [*lines[:-1], lines[-1][: len(lines[-1]) // 2]], r"line 3: the line is cut short"),
@@ -703,7 +703,7 @@ def test_settings_the_run_would_ignore_are_refused(trained, tmp_path):
     ):
         evaluate(compose_cfg("eval", ignored, tmp_path))
     wide = ["debug=smoke", f"ckpt={trained['ckpt']}", "attack=cw_l2", "eval.eps=[1000]"]
-    with pytest.raises(AdvPurifyError, match=r"further apart than L2 28: choose budgets up to that"):
+    with pytest.raises(AdvPurifyError, match=r"further apart than L2 28; choose budgets up to that"):
         evaluate(compose_cfg("eval", wide, tmp_path))
 
 

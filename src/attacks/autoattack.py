@@ -20,6 +20,7 @@ from torch import nn
 
 from src.attacks.base import Attack
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import one_of
 
 VERSIONS = ("standard", "rand", "custom")
 ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
@@ -27,6 +28,8 @@ NORMS = {math.inf: "Linf", 2.0: "L2"}
 
 
 class AutoAttack(Attack):
+    rules = {"version": one_of("standard", "rand", "custom")}
+
     def __init__(self, version: str = "standard", attacks: Sequence[str] | None = None, **base) -> None:
         super().__init__(**base)
         if self.backend != "native":

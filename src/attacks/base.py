@@ -27,9 +27,12 @@ import torch
 from torch import nn
 
 from src.attacks import keep_fooling, parse_norm
+from src.runtime.checkpoints import project_class
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import COUNT, ChecksSettings, Rule, one_of
 
 BACKENDS = ("native", "art")
+NORM = Rule(lambda v: str(v) in ("inf", "linf", "2", "l2", "2.0"), "inf or 2")
 
 
 def positive(**settings: float) -> None:
@@ -48,22 +51,30 @@ def at_least_one(**counts: int) -> None:
 
 def attack_class(target: str, ours_only: bool = False) -> type[Attack]:
     """The attack class a config names. `ours_only` for a config read from a checkpoint
-    (Defense-VAE's): it must not name arbitrary code to import or call."""
-    if ours_only and not target.startswith("src.attacks."):
-        raise AdvPurifyError(
-            f"attack _target_ {target!r} is not one of this project's attacks (src.attacks.*)"
-        )
-    from hydra.utils import get_class
+    (a purifier's training attacks): it must name a class defined in src.attacks, found without
+    walking attributes, so it reaches no other code to import or call."""
+    if ours_only:
+        cls = project_class(target) if isinstance(target, str) and target.startswith("src.attacks.") else None
+        if cls is None:
+            raise AdvPurifyError(
+                f"attack _target_ {target!r} is not one of this project's attacks (src.attacks.*)"
+            )
+    else:
+        from hydra.utils import get_class
 
-    cls = get_class(target)
+        try:
+            cls = get_class(target)
+        except Exception as err:  # Hydra reports a name that is no class by several types
+            raise AdvPurifyError(f"attack _target_ {target!r} names no class: {err}") from None
     if not (isinstance(cls, type) and issubclass(cls, Attack)):
         raise AdvPurifyError(f"attack _target_ {target!r} is not an Attack (src/attacks/base.py)")
     return cls
 
 
-class Attack:
+class Attack(ChecksSettings):
     # the norm a minimal-norm attack minimises (math.inf or 2.0); None for a norm-bounded one
     minimal_norm: ClassVar[float | None] = None
+    rules = {"batch_size": COUNT, "backend": one_of(*BACKENDS), "norm": NORM}
 
     def __init__(
         self,
@@ -82,6 +93,12 @@ class Attack:
             if not bool((budget > 0).all()):
                 raise AdvPurifyError(f"attack {name} needs eps > 0, got {eps}")
         self.eps = eps
+
+    @classmethod
+    def iterations_of(cls, settings: Any) -> int:
+        """Its iteration count under `settings` (the rows' `iterations`, which the checklist
+        compares); 1 for a single-step attack."""
+        return int(settings.get("max_iter", 1))
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The attack's algorithm on one chunk (native backend)."""

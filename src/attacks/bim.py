@@ -17,11 +17,14 @@ from torch import nn
 from src.attacks.base import Attack, at_least_one, positive
 from src.attacks.gradient import Loss, cross_entropy, gradient_attack
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import COUNT, POSITIVE
 
 
 class BIM(Attack):
     random_starts = 0
     loss: ClassVar[Loss] = staticmethod(cross_entropy)
+
+    rules = {"max_iter": COUNT, "rel_step": POSITIVE, "step": POSITIVE}
 
     def __init__(
         self, rel_step: float | None = 0.1, max_iter: int = 10, step: float | None = None, **base

@@ -19,10 +19,17 @@ from torch import nn
 from src.attacks.base import Attack, at_least_one, positive
 from src.attacks.carlini_wagner import CONVERGED, adam_path
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import COUNT, NON_NEGATIVE, POSITIVE
 
 
 class CWLinf(Attack):
     minimal_norm = math.inf
+
+    rules = {
+        **dict.fromkeys(("max_iter",), COUNT),
+        **dict.fromkeys(("learning_rate", "initial_const", "largest_const"), POSITIVE),
+        "confidence": NON_NEGATIVE,
+    }
 
     def __init__(
         self,

@@ -15,10 +15,17 @@ from torch import nn
 from src.attacks import per_image
 from src.attacks.base import Attack, at_least_one, positive
 from src.attacks.carlini_wagner import C_UPPER_BOUND, from_tanh, margin, objective_gradient, to_tanh
+from src.runtime.rules import COUNT, NON_NEGATIVE, POSITIVE
 
 
 class CWL2(Attack):
     minimal_norm = 2.0
+
+    rules = {
+        **dict.fromkeys(("max_iter", "binary_search_steps"), COUNT),
+        **dict.fromkeys(("learning_rate", "initial_const"), POSITIVE),
+        "confidence": NON_NEGATIVE,
+    }
 
     def __init__(
         self,

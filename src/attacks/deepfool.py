@@ -19,6 +19,7 @@ from torch import nn
 from src.attacks import per_image
 from src.attacks.base import Attack, at_least_one
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import COUNT, NON_NEGATIVE
 
 TOL = 10e-8  # ART's guard against a zero gradient difference
 
@@ -72,6 +73,8 @@ class DeepFool(Attack):
     """DeepFool as an attack: minimises the L2 norm; `overshoot` is ART's `epsilon`."""
 
     minimal_norm = 2.0
+
+    rules = {"max_iter": COUNT, "nb_grads": COUNT, "overshoot": NON_NEGATIVE}
 
     def __init__(self, max_iter: int = 100, overshoot: float = 1e-6, nb_grads: int = 10, **base) -> None:
         super().__init__(**base)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from src.attacks.bim import BIM
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import whole_at_least
 
 
 class PGD(BIM):
+    rules = {"num_random_init": whole_at_least(0)}
+
     def __init__(self, num_random_init: int = 1, **bim) -> None:
         super().__init__(**bim)
         if num_random_init not in (0, 1) and self.backend == "native":

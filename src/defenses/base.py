@@ -33,7 +33,7 @@ docs/adding_a_defense.md walks through a new one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -44,9 +44,11 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch import nn
 
-from src.defenses.components.attacked_inputs import AttackedInputs, Attacks
+from src.attacks.base import attack_class
+from src.defenses.components.attacked_inputs import TRAIN_INPUTS, AttackedInputs, Attacks
 from src.runtime.checkpoints import SelfDescribing
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import FRACTION, ChecksSettings, each, one_of
 
 Gradient = Literal["exact", "straight_through", "identity"]
 GRADIENTS = ("exact", "straight_through", "identity")
@@ -79,7 +81,7 @@ class Analysis:
         return {key: getattr(self, key) for key in keys}
 
 
-class Defense(nn.Module):
+class Defense(ChecksSettings, nn.Module):
     name: str
     gradient: Gradient
     stochastic: bool = False
@@ -93,6 +95,16 @@ class Defense(nn.Module):
     def purify(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def retrained_on(cls, cfg: Any) -> str:
+        """The purifier whose outputs a target retrained for this defense learned from."""
+        return cfg.name
+
+    @classmethod
+    def upstream(cls, cfg: Any) -> list[Path]:
+        """The checkpoints its training learns from besides the data (none by default)."""
+        return []
+
     def decide(self, classifier: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {}
 
@@ -105,6 +117,7 @@ class TrainedPurifier(SelfDescribing, Defense, pl.LightningModule):
     kind = "defense"
     checkpoint_monitor = ("val/recon", "min")
     test_time_hparams: ClassVar[tuple[str, ...]] = ()
+    rules = {"train_inputs": one_of(*TRAIN_INPUTS), "eps": each(FRACTION)}
 
     def __init__(
         self,
@@ -122,9 +135,23 @@ class TrainedPurifier(SelfDescribing, Defense, pl.LightningModule):
         # Lightning collects the arguments of every __init__ up the call chain, so the
         # subclass's own settings are saved too and `cls(**hparams)` rebuilds it
         self.save_hyperparameters()
+        type(self).check_settings(self.hparams, "defense")  # the subclass's settings are in hparams too
         self.name = name
         self.channels, self.size = int(input_shape[0]), int(input_shape[-1])
         self.inputs = AttackedInputs(train_inputs, attacker, attacks or {}, eps)
+
+    @classmethod
+    def upstream(cls, cfg: Any) -> list[Path]:
+        """The target its attacked training inputs are crafted on, when they are attacked."""
+        return [Path(cfg.attacker)] if cfg.get("train_inputs", "clean") != "clean" else []
+
+    @classmethod
+    def check_settings(cls, settings: Any, where: str) -> None:
+        """Its own rules, and those of each attack it crafts its training inputs with."""
+        super().check_settings(settings, where)
+        for key, node in (settings.get("attacks") or {}).items():
+            if isinstance(node, Mapping) and "_target_" in node:
+                attack_class(node["_target_"], ours_only=True).check_settings(node, f"{where}.attacks.{key}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.purify(x)
@@ -192,6 +219,13 @@ class CompositeDefense(Defense):
     ) -> list[Path]:
         """Every checkpoint it is built from, for the fingerprint of the rows it gives."""
         raise NotImplementedError
+
+    @classmethod
+    def prepared_path(
+        cls, cfg: DictConfig, checkpoint_dir: str | Path, data: str, classifier: str, shape: Sequence[int]
+    ) -> Path:
+        """Where `prepare` saves what it computes for the target `classifier`."""
+        raise AdvPurifyError(f"defense={cfg.name} prepares nothing: task=tables is for voting defenses")
 
     @classmethod
     def prepare(cls, cfg: DictConfig) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from torch import nn
 from src.defenses.base import TrainedPurifier
 from src.defenses.components.unet import PatchDiscriminator, UNetGenerator
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, one_of
 
 DOMAINS = ("same", "attacked_clean")
 
@@ -55,6 +56,14 @@ def lsgan_discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torc
 class DefenseCycleGAN(TrainedPurifier):
     gradient = "exact"  # two U-Nets: differentiable end to end
     settings_since: ClassVar[dict[str, Any]] = {"identity_weight": 0.0}
+
+    rules = {
+        **dict.fromkeys(("width", "depth", "max_width", "disc_width", "disc_layers"), COUNT),
+        **dict.fromkeys(("cycle_weight", "identity_weight"), NON_NEGATIVE),
+        "lr": POSITIVE,
+        "decay_from": FRACTION,
+        "domains": one_of(*DOMAINS),
+    }
 
     def __init__(
         self,

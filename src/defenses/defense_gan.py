@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from src.defenses.base import TrainedPurifier
 from src.defenses.components.wgan import Critic, Generator, gradient_penalty
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import COUNT, NON_NEGATIVE, POSITIVE
 
 
 class DefenseGAN(TrainedPurifier):
@@ -28,6 +29,13 @@ class DefenseGAN(TrainedPurifier):
     stochastic = True
     export_refusal = "its purify is a gradient-descent search over z, which tracing cannot capture"
     test_time_hparams = ("restarts", "steps", "search_lr")
+
+    rules = {
+        **dict.fromkeys(("z_dim", "width", "critic_width", "n_critic"), COUNT),
+        **dict.fromkeys(("restarts", "steps", "val_restarts", "val_steps"), COUNT),
+        **dict.fromkeys(("lr", "search_lr"), POSITIVE),
+        "gp_weight": NON_NEGATIVE,
+    }
 
     def __init__(
         self,

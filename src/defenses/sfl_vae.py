@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from src.defenses.base import TrainedPurifier
 from src.defenses.components.spatial_frequency import SpatialFrequencyLoss
 from src.defenses.components.vae_net import VAENet
+from src.runtime.rules import BOOLEAN, COUNT, FRACTION, NON_NEGATIVE, POSITIVE, each
 
 
 def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor, prior_std: float) -> torch.Tensor:
@@ -30,6 +31,15 @@ def kl_to_prior(mu: torch.Tensor, logvar: torch.Tensor, prior_std: float) -> tor
 class SFLVAE(TrainedPurifier):
     gradient = "exact"
     test_time_hparams = ("sample_at_test",)
+
+    rules = {
+        **dict.fromkeys(("latent_dim", "decoder_width"), COUNT),
+        **dict.fromkeys(("rec_weight", "kl_weight", "sfl_weight"), NON_NEGATIVE),
+        **dict.fromkeys(("prior_std", "lr"), POSITIVE),
+        "dropout": FRACTION,
+        "sfl_sigmas": each(POSITIVE),
+        "sample_at_test": BOOLEAN,
+    }
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from src.runtime import checkpoints
 from src.runtime.console import console
 from src.runtime.devices import resolve_device
 from src.runtime.errors import build
+from src.runtime.rules import COUNT, whole_at_least
 
 
 def tables_path(
@@ -38,6 +39,8 @@ def tables_path(
 
 class VotingDefense(CompositeDefense):
     analyses = (VOTE_ANALYSIS,)
+
+    rules = {"draws": COUNT, "seed": whole_at_least(0)}
 
     def __init__(
         self,
@@ -92,6 +95,16 @@ class VotingDefense(CompositeDefense):
             tables.prior = cfg.prior
         num_classes = purifier.hparams.num_classes
         return cls(cfg.name, purifier, voters, num_classes, cfg.draws, cfg.seed, tables)
+
+    @classmethod
+    def retrained_on(cls, cfg: Any) -> str:
+        return cfg.purifier  # its target is retrained on its purifier's outputs
+
+    @classmethod
+    def prepared_path(
+        cls, cfg: DictConfig, checkpoint_dir: str | Path, data: str, classifier: str, shape: Sequence[int]
+    ) -> Path:
+        return tables_path(checkpoint_dir, data, cfg.name, classifier, shape)
 
     @classmethod
     def part_paths(

@@ -17,11 +17,20 @@ from src.defenses.components.ema_codebook import EmaCodebookUpdate
 from src.defenses.components.vqunet_net import VQUNetNet
 from src.defenses.vq_analysis import VQ_ANALYSIS
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import BOOLEAN, COUNT, FRACTION, NON_NEGATIVE, POSITIVE
 
 
 class VQUNet(TrainedPurifier):
     gradient = "straight_through"  # argmin has no gradient; the STE is the surrogate (BPDA)
     analyses = (VQ_ANALYSIS,)
+
+    rules = {
+        **dict.fromkeys(("width", "depth", "res_blocks"), COUNT),
+        **dict.fromkeys(("alpha", "beta"), NON_NEGATIVE),
+        "lr": POSITIVE,
+        "ema_omega": FRACTION,
+        "quantize": BOOLEAN,
+    }
 
     def __init__(
         self,

@@ -65,10 +65,11 @@ def own_rows(cfg: DictConfig, shape: tuple[int, ...]) -> list[dict[str, Any]]:
 
 
 def build_card(
-    cfg: DictConfig, gradient: str, checkpoint: Path, shape: tuple[int, ...], files: list[str]
+    cfg: DictConfig, gradient: str, checkpoint: Path | None, shape: tuple[int, ...], files: list[str]
 ) -> dict[str, Any]:
-    """The card of the checkpoint being exported, with the rows it earned."""
-    ckpt = read(checkpoint, "defense")
+    """The card of the checkpoint being exported (None: a defense without weights, described
+    by its config), with the rows it earned."""
+    ckpt = read(checkpoint, "defense") if checkpoint is not None else None
     rows = own_rows(cfg, shape)
     clean = {  # one entry per classifier and number of images
         (r["classifier"], r["n"]): {
@@ -91,10 +92,16 @@ def build_card(
         "image_size": int(shape[-1]),
         "input_shape": list(shape),
         "pixels": "float in [0, 1], N x C x H x W, not normalised",
-        "checkpoint": {"file": checkpoint.name, "sha256": content_digest(checkpoint)},
-        "trained_with_commit": ckpt["advpurify"].get("commit", "unknown (not recorded)"),
+        "checkpoint": None
+        if checkpoint is None
+        else {"file": checkpoint.name, "sha256": content_digest(checkpoint)},
+        "trained_with_commit": "no weights"
+        if ckpt is None
+        else ckpt["advpurify"].get("commit", "unknown (not recorded)"),
         "exported_with_commit": git_commit(),
-        "training": OmegaConf.to_container(OmegaConf.create(ckpt["hyper_parameters"]), resolve=True),
+        "training": OmegaConf.to_container(cfg.defense, resolve=True)
+        if ckpt is None
+        else OmegaConf.to_container(OmegaConf.create(ckpt["hyper_parameters"]), resolve=True),
         "gradient": gradient,
         "files": files,
         "results_file": str(cfg.paths.results_file),

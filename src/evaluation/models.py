@@ -37,7 +37,7 @@ def load_classifier(
 def target_name(classifier: str, defense: DictConfig, retrained: bool) -> str:
     """The classifier a run uses: `<classifier>+<purifier>` when retrained on the purifier's outputs."""
     return (
-        checkpoints.retrained_name(classifier, defense.get("purifier", defense.name))
+        checkpoints.retrained_name(classifier, defense_class(defense._target_).retrained_on(defense))
         if retrained
         else classifier
     )
@@ -55,6 +55,7 @@ def build_defense(
     checkpoint, with the config's test-time settings; a composite from its parts' checkpoints
     (and, given the target's name, what it prepared for it); any other built directly."""
     cls = defense_class(cfg._target_)
+    cls.check_settings(cfg, "defense")
     if ckpt is not None and not issubclass(cls, TrainedPurifier):
         raise AdvPurifyError(
             f"defense={cfg.name} has no checkpoint of its own, so defense_ckpt={ckpt} would be ignored: "

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from src.defenses.base import check_images, parameter_dtype
 from src.runtime.errors import AdvPurifyError
+from src.runtime.rules import COUNT, FRACTION, ChecksSettings, one_of
 
 Parts = list[tuple[nn.Module, torch.Tensor]]  # (model that crafts, indices of its images)
 Loader = Callable[[str], nn.Module]  # a trained classifier by config name
@@ -38,7 +40,7 @@ def every_image(model: nn.Module, n: int) -> Parts:
 
 
 @dataclass
-class ClassifierThreat:
+class ClassifierThreat(ChecksSettings):
     """SPEC 4.1, the source's setting: the attack sees the classifier alone, not the purifier."""
 
     name: str = "classifier"
@@ -87,9 +89,10 @@ class Pipeline(nn.Module):
 
 
 @dataclass
-class PipelineThreat:
+class PipelineThreat(ChecksSettings):
     """SPEC 4.2 (section 3.4.4): attack purifier + classifier end to end, with BPDA and EOT."""
 
+    rules: ClassVar = {"eot_samples": COUNT}
     name: str = "pipeline"
     eot_samples: int = 8
     oblivious: bool = field(default=False, init=False)
@@ -102,7 +105,7 @@ class PipelineThreat:
 
 
 @dataclass
-class TransferThreat:
+class TransferThreat(ChecksSettings):
     """SPEC 4.3 (chapter 5): adversarial examples crafted on surrogate classifiers the attacker
     trained itself (never on the defended target), then fed to the defended target.
 
@@ -113,6 +116,7 @@ class TransferThreat:
     mix=1 is pure transfer.
     """
 
+    rules: ClassVar = {"mix": FRACTION, "white_box": one_of(*WHITE_BOX)}
     name: str = "transfer"
     surrogates: Sequence[str] = field(default_factory=lambda: ["densenet50_12"])
     mix: float = 1.0

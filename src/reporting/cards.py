@@ -23,7 +23,7 @@ def entry(zoo: str | Path, data: str, name: str) -> Path:
     """The zoo folder of one defense, once it exists and every file its card names is the
     file the card was written for (`verify`)."""
     folder = Path(zoo) / data / name
-    if not (folder / f"{name}.ckpt").exists():
+    if not (folder / CARD_JSON).exists():
         held = sorted(str(p.parent.relative_to(zoo)) for p in Path(zoo).glob(f"*/*/{CARD_JSON}"))
         raise AdvPurifyError(
             f"no {name} for data={data} in {zoo}: export it with python -m src.export defense={name} "
@@ -73,7 +73,9 @@ def render(card: dict[str, Any]) -> str:
         f"# {card['defense']} on {card['data']} ({card['image_size']}x{card['image_size']})",
         "",
         f"- input: {card['pixels']}, shape {tuple(card['input_shape'])}",
-        f"- checkpoint: `{card['checkpoint']['file']}` (sha256 {card['checkpoint']['sha256'][:16]}...)",
+        f"- checkpoint: `{card['checkpoint']['file']}` (sha256 {card['checkpoint']['sha256'][:16]}...)"
+        if card["checkpoint"]
+        else "- checkpoint: none (a defense without weights)",
         f"- trained with commit {card['trained_with_commit']}, exported with {card['exported_with_commit']}",
         f"- gradient for adaptive attacks: {card['gradient']} (attack it through `src.api.attackable`)",
         f"- files: {', '.join(f'`{f}`' for f in card['files'])}",

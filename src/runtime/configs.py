@@ -17,8 +17,15 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def options(group: str) -> list[str]:
-    """The configs of one conf/ group, by name (none for a key that is not a group)."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """The configs of one group, by name: conf/'s files and those a plugin registered in Hydra's
+    ConfigStore (none for a key that is not a group)."""
+    from hydra.core.config_store import ConfigStore
+
+    try:
+        stored = {name.removesuffix(".yaml") for name in ConfigStore.instance().list(group)}
+    except OSError:  # no plugin registered that group
+        stored = set()
+    return sorted({p.stem for p in (CONF_DIR / group).glob("*.yaml")} | stored)
 
 
 def composed(config: str, overrides: Sequence[str]) -> DictConfig:
