@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from src.defenses.base import DefendedClassifier, checked
-from src.eval import scores_under_attack
+from src.evaluation.grid import scores_under_attack
 from src.evaluation.models import (
     build_defense,
     common_shape,

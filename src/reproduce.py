@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
-from src.eval import evaluate, grid_state
+from src.evaluation.grid import evaluate, grid_state
 from src.evaluation.settings import validate
 from src.report import report
 from src.reporting.rows import append_rows, content_digest, fingerprint, read_rows
@@ -95,8 +95,17 @@ def check_names(size: DictConfig) -> None:
 def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictConfig]) -> list[Step]:
     """Every run of the reproduction in stage order, from the configs of its voting defense and
     of its threats (the surrogates they craft on, whether they choose a white-box target)."""
+    check_names(spec.size)
+    steps, own = training_steps(spec, voting, threats)
+    return [*steps, *attack_steps(spec, threats, own), Step("report", "report", label="src.report")]
+
+
+def training_steps(
+    spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictConfig]
+) -> tuple[list[Step], dict[str, list[str]]]:
+    """The trainings, stage by stage (targets, surrogates, purifiers, retrained, voters), and
+    each defense's own overrides for the runs that attack it."""
     size = spec.size
-    check_names(size)
     models = size.models or {}
     fits = size.fits or {}
 
@@ -111,8 +120,7 @@ def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictCon
     steps += [trained("surrogates", s, [f"classifier={s}"]) for s in surrogates]
     steps += [trained("purifiers", p, [f"defense={p}"]) for p in spec.purifiers]
     steps += [trained("retrained", p, ["task=retrain", f"defense={p}"]) for p in spec.retrain_on]
-    defenses = ["none", *spec.purifiers]
-    own = {d: list(models.get(d, [])) for d in defenses}
+    own = {d: list(models.get(d, [])) for d in ["none", *spec.purifiers]}
     if voting is not None:
         if size.voters is not None and not (isinstance(size.voters, int) and size.voters >= 1):
             raise AdvPurifyError(
@@ -131,7 +139,13 @@ def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictCon
         tables = ["task=tables", f"defense={voting.name}"]
         tabled = merged(tables, size.train, own[voting.name])
         steps.append(Step("voters", "train", tabled, " ".join(tables), waits=True))
-        defenses.append(voting.name)
+    return steps, own
+
+
+def attack_steps(spec: DictConfig, threats: dict[str, DictConfig], own: dict[str, list[str]]) -> list[Step]:
+    """The clean rows, every attack under every threat over the eps grid, and AutoAttack beside
+    every headline number; `own` holds each defense to attack and its overrides."""
+    size, defenses = spec.size, list(own)
 
     def evaluated(defense: str, attack: str, what: list[str]) -> Step:
         runs = [f"defense={defense}", f"attack={attack}", *what]
@@ -142,7 +156,7 @@ def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictCon
     eps = f"eval.eps={listed(spec.eps)}"
     # the clean row (Table 5.1: with the target retrained on the purifier's outputs where it is)
     clean = ["eval.eps=[0]", f"eval.n={size.n_clean}"]
-    steps += [evaluated(d, "fgsm", clean) for d in defenses]
+    steps = [evaluated(d, "fgsm", clean) for d in defenses]
     steps += [evaluated(d, "fgsm", [*clean, "retrained=true"]) for d in spec.retrain_on]
     for threat in spec.threats:
         n = size.n_pipeline if threat == "pipeline" else size.n
@@ -150,16 +164,22 @@ def plan(spec: DictConfig, voting: DictConfig | None, threats: dict[str, DictCon
             for d in defenses:
                 if threat == "pipeline" and d == "none":
                     continue  # the pipeline of no defense is the classifier threat
-                # a white-box share on the retrained target where there is one, else the original
-                chosen = "white_box" in threats[threat] and d not in spec.retrain_on
-                original = ["threat.white_box=original"] if chosen else []
-                steps.append(evaluated(d, attack, [f"threat={threat}", f"eval.n={n}", eps, *original]))
-    for d in defenses if spec.autoattack_eps else []:  # AutoAttack beside every headline number
+                what = [f"threat={threat}", f"eval.n={n}", eps, *target_choice(threats[threat], d, spec)]
+                steps.append(evaluated(d, attack, what))
+    for d in defenses if spec.autoattack_eps else []:
         threat = "classifier" if d == "none" else "pipeline"
         aa = [f"threat={threat}", f"eval.n={size.n_autoattack}", f"eval.eps={listed(spec.autoattack_eps)}"]
         steps.append(evaluated(d, "autoattack", aa))
-    steps.append(Step("report", "report", label="src.report"))
     return steps
+
+
+def target_choice(threat: DictConfig, defense: str, spec: DictConfig) -> list[str]:
+    """A threat that chooses its white-box target (`paper`) attacks and is scored by the target
+    retrained on the defense's outputs where the plan retrains one (Table 5.1's protocol, the
+    dissertation's section 5.4.1), else by the original target."""
+    if "white_box" not in threat:
+        return []
+    return ["retrained=true"] if defense in spec.retrain_on else ["threat.white_box=original"]
 
 
 @dataclass
@@ -428,6 +448,50 @@ def settled(tallies: dict[str, Tally], steps: list[Step]) -> dict[str, Tally]:
     return tallies
 
 
+@dataclass
+class Wave:
+    """The runs of one wave going at once, the first failure, and whether the budget holds."""
+
+    work: Reproduction
+    tallies: dict[str, Tally]
+    running: dict[Future, tuple[Step, float]] = field(default_factory=dict)
+    failure: BaseException | None = None
+    in_budget: bool = True
+
+    def start(self, step: Step, submit: Callable[[Step], Future]) -> None:
+        console.rule(f"[bold]{step.stage}[/]: {step.entry} {step.label}")
+        began = time.monotonic()
+        try:
+            self.running[submit(step)] = (step, began)
+        except BaseException as err:  # Ctrl-C in a run of this process
+            self.work.log(step, time.monotonic() - began, f"stopped: {type(err).__name__}")
+            raise
+
+    def collect(self) -> None:
+        """Wait for the next runs to end and book them: done, out of time, or failed."""
+        try:
+            ended, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        except BaseException as err:  # Ctrl-C while parallel runs go on
+            for step, began in self.running.values():
+                self.work.log(step, time.monotonic() - began, f"stopped: {type(err).__name__}")
+            raise
+        for future in ended:
+            step, began = self.running.pop(future)
+            seconds, error = time.monotonic() - began, future.exception()
+            if isinstance(error, OutOfTime):  # what it finished is kept
+                self.work.log(step, seconds, "stopped: out of time")
+                console.print(f"[yellow]{step.label}[/]: {error}")
+                self.in_budget = False
+            elif error is not None:
+                self.work.log(step, seconds, f"stopped: {type(error).__name__}")
+                self.failure = self.failure or error
+            else:
+                self.work.finish(step)
+                self.work.log(step, seconds, "done")
+                self.tallies[step.stage].ran += 1
+                self.tallies[step.stage].seconds += seconds
+
+
 def run_wave(
     work: Reproduction,
     wave: list[int],
@@ -448,58 +512,30 @@ def run_wave(
             tallies[work.steps[index].stage].done += 1
         else:
             queue.append(index)
-    running: dict[Future, tuple[Step, float]] = {}
-    failure: BaseException | None = None
-    in_budget = True
-    while queue or running:
-        while queue and len(running) < jobs and failure is None and in_budget:
+
+    def submit(step: Step) -> Future:
+        if step.entry == "report":
+            return InProcess().submit(work.report)
+        return pool.submit(job, work.base, step, threads, deadline)
+
+    going = Wave(work, tallies)
+    while queue or going.running:
+        while queue and len(going.running) < jobs and going.failure is None and going.in_budget:
             if over():
-                in_budget = False
+                going.in_budget = False
                 break
             if conf_digest() != work.conf:  # later runs would compose configs the plan never saw
-                failure = AdvPurifyError(
+                going.failure = AdvPurifyError(
                     "conf/ changed while this reproduction ran: run it again to plan with conf/ as it is now"
                 )
                 break
-            step = work.steps[queue.popleft()]
-            console.rule(f"[bold]{step.stage}[/]: {step.entry} {step.label}")
-            began = time.monotonic()
-            try:
-                if step.entry == "report":
-                    future = InProcess().submit(work.report)
-                else:
-                    future = pool.submit(job, work.base, step, threads, deadline)
-            except BaseException as err:  # Ctrl-C in a run of this process
-                work.log(step, time.monotonic() - began, f"stopped: {type(err).__name__}")
-                raise
-            running[future] = (step, began)
-        if not running:
+            going.start(work.steps[queue.popleft()], submit)
+        if not going.running:
             break
-        try:
-            ended, _ = wait(running, return_when=FIRST_COMPLETED)
-        except BaseException as err:  # Ctrl-C while parallel runs go on
-            for step, began in running.values():
-                work.log(step, time.monotonic() - began, f"stopped: {type(err).__name__}")
-            raise
-        for future in ended:
-            step, began = running.pop(future)
-            seconds = time.monotonic() - began
-            if isinstance(future.exception(), OutOfTime):  # what it finished is kept
-                work.log(step, seconds, "stopped: out of time")
-                console.print(f"[yellow]{step.label}[/]: {future.exception()}")
-                in_budget = False
-                continue
-            if future.exception() is not None:
-                work.log(step, seconds, f"stopped: {type(future.exception()).__name__}")
-                failure = failure or future.exception()
-                continue
-            work.finish(step)
-            work.log(step, seconds, "done")
-            tallies[step.stage].ran += 1
-            tallies[step.stage].seconds += seconds
-    if failure is not None:
-        raise failure
-    return in_budget
+        going.collect()
+    if going.failure is not None:
+        raise going.failure
+    return going.in_budget
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="reproduce")

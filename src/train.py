@@ -234,13 +234,17 @@ def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def differences(held: dict[str, Any], new: dict[str, Any], shown: int = 4) -> str | None:
-    """'key: old -> new; ...' for each leaf that differs (None when none does)."""
+    """'key: old -> new; ...' for each leaf both hold with other values, then the settings only
+    one of them has (None when nothing differs)."""
     old, now = leaves(held), leaves(new)
-    changed = sorted(k for k in set(old) | set(now) if old.get(k, "<unset>") != now.get(k, "<unset>"))
-    if not changed:
+    both = sorted(k for k in set(old) & set(now) if old[k] != now[k])
+    only = sorted({k.split(".")[0] for k in set(old) ^ set(now)})
+    if not both and not only:
         return None
-    what = [f"{k}: {old.get(k, '<unset>')} -> {now.get(k, '<unset>')}" for k in changed[:shown]]
-    return "; ".join(what) + (f"; and {len(changed) - shown} more" if len(changed) > shown else "")
+    what = [f"{k}: {old[k]} -> {now[k]}" for k in both[:shown]]
+    what += [f"and {len(both) - shown} more"] if len(both) > shown else []
+    what += [f"only one has {', '.join(only)}"] if only else []
+    return "; ".join(what)
 
 
 def changed_settings(dest: Path, module: pl.LightningModule, how: dict[str, Any]) -> str | None:

@@ -65,7 +65,7 @@ def train_target32(tmp: Path) -> dict:
     common = ["debug=smoke", "data.image_size=32", "data.module.train_limit=3000"]
     fp64 = ["trainer.max_epochs=2", "trainer.precision=64-true"]
     classifier = train(compose_cfg("train", [*common, *fp64], tmp))
-    vq = ["defense=vqunet", "defense.width=16", "defense.lr=0.001"]
+    vq = ["defense=vqunet", "defense.width=16", "defense.lr=0.001", "defense.train_inputs=clean"]
     defense = train(compose_cfg("train", [*common, *vq, f"paths.output_dir={tmp}/run_vq"], tmp))
     return {
         "tmp": tmp,

@@ -204,7 +204,7 @@ def test_the_fingerprint_follows_checkpoint_content_not_its_mtime(trained, tmp_p
 
 
 def test_a_voting_defense_fingerprint_covers_its_voters_and_tables(tmp_path):
-    from src.eval import run_fingerprint
+    from src.evaluation.fingerprints import run_fingerprint
     from tests.conftest import compose_cfg
 
     vote = ["defense=sfl_vae_vote", "defense.voters=[fmnist_b,fmnist_c]"]
@@ -240,7 +240,8 @@ def test_a_folder_that_cannot_be_written_stops_before_any_cell_and_the_named_fix
 def test_crafting_in_parts_without_a_folder_to_keep_them_is_refused_and_the_named_fix_works(
     trained, tmp_path
 ):
-    from src.eval import evaluate, run_fingerprint
+    from src.eval import evaluate
+    from src.evaluation.fingerprints import run_fingerprint
 
     fix = r"set paths\.crafted_dir=<folder>, or eval\.part_size=null"
     with pytest.raises(AdvPurifyError, match=fix) as err:

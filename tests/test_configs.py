@@ -50,7 +50,8 @@ PUBLIC = {
         "wrn16_10",
     },
     "defense": {"none", "vqunet", "vqunet_novq", "cyclegan", "sfl_vae", "vae", "defense_vae", "defense_gan"}
-    | {f"cyclegan_skip{k}" for k in range(1, 5)},
+    | {f"cyclegan_skip{k}" for k in range(1, 5)}
+    | {"vqunet_literal", "sfl_vae_literal", "cyclegan_literal"},
     "data/augment": {"voter"},
     "attack": {"fgsm", "bim", "pgd", "cw", "cw_l2", "deepfool"},
     "threat": {"classifier", "pipeline", "transfer"},

@@ -68,7 +68,9 @@ def test_cifar10_jpeg_copy_loads():
 
 
 def test_missing_source_dir_is_a_clear_error(tmp_path):
-    with pytest.raises(AdvPurifyError, match=r"data.source_dir=.*is not a directory"):
+    with pytest.raises(
+        AdvPurifyError, match=r"paths.data_dir=.*is not a directory.*or set paths.data_dir=null"
+    ):
         FashionMNISTDataModule(str(tmp_path / "nope"), str(tmp_path / "cache"), 28)
 
 

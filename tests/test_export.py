@@ -84,7 +84,9 @@ def test_the_card_holds_the_rows_of_this_checkpoint_and_no_other(exported):
         "classifier_alone": adv["clean_acc"],
         "purified": adv["purified_clean_acc"],
     }
-    assert "| fmnist_a | pgd | pipeline | 0.1 | 64 |" in (exported["folder"] / "card.md").read_text()
+    assert (
+        "| fmnist_a | pgd[max_iter=3] | pipeline | 0.1 | 64 |" in (exported["folder"] / "card.md").read_text()
+    )
 
 
 def test_rows_of_another_model_of_the_same_name_stay_off_the_card(exported):
@@ -103,7 +105,7 @@ def test_the_zoo_loads_the_exported_checkpoint_and_lists_it(exported):
     assert torch.equal(from_zoo.purify(x), load_defense("fmnist", "vqunet", ckpt=cfg.defense_ckpt).purify(x))
     table = list_zoo(zoo)
     assert table.row_count == 1 and table.columns[1]._cells == ["vqunet"]
-    assert "(pgd, n=64)" in table.columns[4]._cells[0]
+    assert "(pgd[max_iter=3], n=64)" in table.columns[4]._cells[0]
     with pytest.raises(AdvPurifyError, match=r"no cyclegan for data=fmnist in .*export it with"):
         load_defense("fmnist", "cyclegan", zoo=zoo)
 

@@ -13,7 +13,7 @@ import torch
 from src import eval as reproduction_eval
 from src import reproduce as reproduction
 from src.api import composed
-from src.eval import run_fingerprint
+from src.evaluation.fingerprints import run_fingerprint
 from src.reporting.rows import read_rows
 from src.reproduce import STAGES, Reproduction, reproduce, waves
 from src.runtime import deadline as run_deadline

@@ -75,6 +75,7 @@ def test_the_ablation_has_no_spatial_frequency_loss(tmp_path):
 
 def test_smoke_fit_on_fashion_mnist_lowers_the_reconstruction_error(tmp_path):
     overrides = ["debug=smoke", "defense=sfl_vae", "defense.latent_dim=64", "trainer.max_epochs=4"]
+    overrides += ["defense.train_inputs=clean"]
     overrides += ["data.module.batch_size=32"]
     cfg = compose_cfg("train", overrides, tmp_path)
     datamodule = instantiate(cfg.data.module)

@@ -126,11 +126,11 @@ def test_white_box_is_at_least_as_strong_as_transfer_on_real_data(trained, tmp_p
     (white,) = evaluate(compose_cfg("eval", common, tmp_path))
     transfer = ["threat=transfer", "threat.surrogates=[fmnist_b]"]
     (moved,) = evaluate(compose_cfg("eval", [*common, *transfer], tmp_path))
-    assert moved["threat"] == "transfer"
+    assert moved["threat"] == "transfer[surrogates=fmnist_b]"  # the row names its surrogates
     assert white["adv_acc"] <= moved["adv_acc"] < moved["purified_clean_acc"]  # transfers, but weaker
     paper = ["threat=paper", "threat.surrogates=[fmnist_b]"]  # half white-box, half transferred
     (half,) = evaluate(compose_cfg("eval", [*common, *paper], tmp_path))
-    assert half["threat"] == "paper"
+    assert half["threat"] == "paper[surrogates=fmnist_b]"
     assert half["adv_acc"] == pytest.approx((white["adv_acc"] + moved["adv_acc"]) / 2, abs=0.05)
     with pytest.raises(AdvPurifyError, match="classifier=densenet50_12"):  # an untrained surrogate
         evaluate(compose_cfg("eval", [*common, "threat=transfer"], tmp_path))
@@ -150,7 +150,7 @@ def test_white_box_is_at_least_as_strong_as_transfer_on_real_data(trained, tmp_p
 )
 def test_the_white_box_share_attacks_the_chosen_target(tmp_path, overrides, attacked):
     from src.api import target_name
-    from src.eval import white_box_name
+    from src.evaluation.fingerprints import white_box_name
 
     cfg = compose_cfg("eval", ["defense=vqunet", *overrides], tmp_path)
     assert white_box_name(cfg, target_name("fmnist_a", cfg.defense, cfg.retrained)) == attacked
@@ -224,8 +224,8 @@ def test_a_crafted_part_is_reused_exactly_where_it_is_the_same_crafting(tmp_path
     """`paper` crafts half the images on the three DenseNets for every defense, whose white-box
     targets differ: the surrogates' shares are crafted once, a part after a reused one draws the
     random start it would have drawn, and a changed model is crafted anew."""
-    from src.eval import Crafter
     from src.evaluation.crafted import Store
+    from src.evaluation.crafting import Crafter
 
     cfg, x, y, (a, b, s, t) = linear_models(tmp_path, 48, 4)
     thirds = torch.arange(48).chunk(3)
@@ -253,8 +253,8 @@ def test_crafted_parts_kept_in_a_folder_serve_a_later_process_and_a_bad_file_is_
     """`paths.crafted_dir`: a part written by one process is read by the next (another store
     on the same folder) as the very images and random state; an unreadable file stops with the
     fix, and the fix works."""
-    from src.eval import Crafter
     from src.evaluation.crafted import FolderStore
+    from src.evaluation.crafting import Crafter
 
     cfg, x, y, (s, t) = linear_models(tmp_path, 32, 2)
     halves = torch.arange(32).chunk(2)
@@ -284,9 +284,9 @@ def test_a_crafting_in_parts_stopped_at_its_deadline_goes_on_to_the_images_of_on
     """`eval.part_size`: a crafting longer than a run's budget is cut into parts kept on disk; a
     run stopped between two parts keeps the finished ones, and the next run crafts only the
     rest and ends with exactly the images an uninterrupted run crafts."""
-    from src.eval import Crafter
     from src.evaluation import crafted
     from src.evaluation.crafted import FolderStore
+    from src.evaluation.crafting import Crafter
     from src.runtime.deadline import OutOfTime
 
     cfg, x, y, (model,) = linear_models(tmp_path, 40, 1)

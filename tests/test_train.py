@@ -55,7 +55,7 @@ def test_wandb_offline_run_and_csv_log_are_written(tmp_path):
 def test_snapshots_keep_every_epoch_as_a_model_eval_loads(tmp_path):
     """callbacks=snapshots: a budget curve's points from one training, each a model of its name."""
     common = ["debug=smoke", "data.image_size=32", "data.module.train_limit=256", "defense=vqunet"]
-    common += ["defense.width=8", "trainer.max_epochs=2", "callbacks=snapshots"]
+    common += ["defense.width=8", "defense.train_inputs=clean", "trainer.max_epochs=2", "callbacks=snapshots"]
     with pytest.raises(AdvPurifyError, match=r"^callbacks.snapshots.dirpath has no value: set it"):
         train(compose_cfg("train", common, tmp_path))
     train(compose_cfg("train", [*common, f"callbacks.snapshots.dirpath={tmp_path}/snapshots"], tmp_path))
@@ -70,7 +70,13 @@ def test_the_same_training_twice_gives_the_same_weights(tmp_path):
     """Same settings, same thread count: a retrained model is the same model (data order,
     augmentation, initialisation and codebook are seeded; VQUNet's codebook gradient was not
     deterministic on CPU while it indexed the codebook), so a rerun repeats its numbers."""
-    common = ["debug=smoke", "data.image_size=32", "defense=vqunet", "defense.width=8"]
+    common = [
+        "debug=smoke",
+        "data.image_size=32",
+        "defense=vqunet",
+        "defense.width=8",
+        "defense.train_inputs=clean",
+    ]
 
     def trained(run: str, limit: int) -> dict[str, torch.Tensor]:
         cfg = compose_cfg("train", [*common, f"data.module.train_limit={limit}"], tmp_path / run)

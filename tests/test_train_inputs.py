@@ -124,6 +124,7 @@ def test_vqunet_trains_on_adversarial_inputs(trained32, tmp_path):
 def test_a_model_trained_otherwise_never_replaces_the_published_one(target, tmp_path):
     install_target({"ckpt": target["path"]}, tmp_path)
     common = ["debug=smoke", "defense=sfl_vae", "defense.latent_dim=8", "data.module.train_limit=128"]
+    common += ["defense.train_inputs=clean"]
     first = Path(
         train(compose_cfg("train", [*common, f"paths.output_dir={tmp_path}/a"], tmp_path))["checkpoint"]
     )
@@ -154,7 +155,7 @@ def test_cyclegan_domain_reading_needs_attacked_inputs():
     ):
         DefenseCycleGAN(**common, domains="attacked_clean")
     with pytest.raises(
-        AdvPurifyError, match=r"defense.domains='noisy': choose one of \['same', 'attacked_clean'\]"
+        AdvPurifyError, match=r"defense.domains='noisy': it must be one of \['same', 'attacked_clean'\]"
     ):
         DefenseCycleGAN(**common, domains="noisy")
 

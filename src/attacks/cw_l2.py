@@ -47,92 +47,68 @@ class CWL2(Attack):
 
     @torch.no_grad()
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The closest example found per image; the clean image where none fooled the model.
-
-        The arrays `l2` and `loss` hold the last point *evaluated* for each image, a line-search
-        trial included, as ART's do: its next line search compares against them.
-        """
-        confidence, learning_rate, initial_const = self.confidence, self.learning_rate, self.initial_const
-        max_iter, max_halving, max_doubling = self.max_iter, self.max_halving, self.max_doubling
-        n = len(x)
+        """The closest example found per image; the clean image where none fooled the model."""
+        search = Search(model, x, y, self.confidence, self.initial_const)
         w_clean = to_tanh(x)
-        c = torch.full((n,), initial_const, device=x.device)
-        lower = torch.zeros(n, device=x.device)
-        doubling = torch.ones(n, dtype=torch.bool, device=x.device)
-        best_l2 = torch.full((n,), float("inf"), device=x.device)
-        best = x.clone()
-        l2 = torch.zeros(n, device=x.device)
-        loss = torch.zeros(n, device=x.device)
-
-        def evaluate(mask: torch.Tensor, w: torch.Tensor) -> None:
-            """l2 and loss of the points w (in tanh space) for the images in mask."""
-            x_new = from_tanh(w)
-            hinge = (margin(model(x_new), y[mask]) + confidence).clamp_min(0)
-            l2[mask] = (x_new - x[mask]).flatten(1).pow(2).sum(1)
-            loss[mask] = c[mask] * hinge + l2[mask]
-
-        def keep_improved(success: torch.Tensor, x_adv: torch.Tensor) -> None:
-            improved = success & (l2 < best_l2)
-            best_l2[improved] = l2[improved]
-            best[improved] = x_adv[improved]
-
-        def trial(mask, w, lr, descent, best_lr, best_loss) -> None:
-            """Evaluate a line-search step for the images in mask; remember the step if it is best."""
-            evaluate(mask, w[mask] + per_image(lr[mask], descent[mask]) * descent[mask])
-            better = loss < best_loss
-            best_lr[better], best_loss[better] = lr[better], loss[better]
-
-        everyone = torch.ones(n, dtype=torch.bool, device=x.device)
         for _ in range(self.binary_search_steps):
-            if not (c < C_UPPER_BOUND).any():
+            if not (search.c < C_UPPER_BOUND).any():
                 break
-            lr = torch.full((n,), learning_rate, device=x.device)
-            w, x_adv = w_clean.clone(), x.clone()
-            evaluate(everyone, w)
-            success = loss - l2 <= 0
-            ever_succeeded = success.clone()
-            for _ in range(max_iter):
-                keep_improved(success, x_adv)
-                active = (c < C_UPPER_BOUND) & (lr > 0)
-                if not active.any():
-                    break
-                descent = torch.zeros_like(w)
-                descent[active] = -objective_gradient(model, w[active], x[active], y[active], c[active])
-                prev_loss, best_loss = loss.clone(), loss.clone()
-                best_lr = torch.zeros(n, device=x.device)
+            search.next_constants(self.descend(search, w_clean))
+        return search.best
 
-                halvings = torch.zeros(n, device=x.device)
-                for _ in range(max_halving):
-                    halve = active & (loss >= prev_loss)
-                    if not halve.any():
-                        break
-                    trial(halve, w, lr, descent, best_lr, best_loss)
-                    lr[halve] /= 2
-                    halvings[halve] += 1
-                lr[active] *= 2
-                for _ in range(max_doubling):
-                    double = active & (halvings == 1) & (loss <= best_loss)
-                    if not double.any():
-                        break
-                    lr[double] *= 2
-                    trial(double, w, lr, descent, best_lr, best_loss)
-                lr[halvings == 1] /= 2
-                update = active & (best_lr > 0)
-                if update.any():
-                    w[update] += per_image(best_lr[update], descent[update]) * descent[update]
-                    x_adv[update] = from_tanh(w[update])
-                    evaluate(update, w[update])
-                    success = loss - l2 <= 0
-                    ever_succeeded |= success
-            keep_improved(success, x_adv)
-            # ART's update of the search, in its order (the lower bound takes the *new* c on failure)
-            doubling[ever_succeeded] = False
-            c[ever_succeeded] = ((lower + c) / 2)[ever_succeeded]
-            failed = ~ever_succeeded
-            c[failed & doubling] *= 2
-            c[failed & ~doubling] += ((c - lower) / 2)[failed & ~doubling]
-            lower[failed] = c[failed]
-        return best
+    def descend(self, search: Search, w_clean: torch.Tensor) -> torch.Tensor:
+        """`max_iter` line-searched gradient steps at the current constants, from the clean image;
+        which images succeeded at any step."""
+        n, x = len(search.x), search.x
+        lr = torch.full((n,), self.learning_rate, device=x.device)
+        w, x_adv = w_clean.clone(), x.clone()
+        search.evaluate(torch.ones(n, dtype=torch.bool, device=x.device), w)
+        success = search.loss - search.l2 <= 0
+        ever_succeeded = success.clone()
+        for _ in range(self.max_iter):
+            search.keep_improved(success, x_adv)
+            active = (search.c < C_UPPER_BOUND) & (lr > 0)
+            if not active.any():
+                break
+            descent = torch.zeros_like(w)
+            descent[active] = -objective_gradient(
+                search.model, w[active], x[active], search.y[active], search.c[active]
+            )
+            best_lr = self.line_search(search, active, w, lr, descent)
+            update = active & (best_lr > 0)
+            if update.any():
+                w[update] += per_image(best_lr[update], descent[update]) * descent[update]
+                x_adv[update] = from_tanh(w[update])
+                search.evaluate(update, w[update])
+                success = search.loss - search.l2 <= 0
+                ever_succeeded |= success
+        search.keep_improved(success, x_adv)
+        return ever_succeeded
+
+    def line_search(
+        self, search: Search, active: torch.Tensor, w: torch.Tensor, lr: torch.Tensor, descent: torch.Tensor
+    ) -> torch.Tensor:
+        """ART's line search: halve each active image's step while its loss does not fall, then
+        double it while it keeps falling; `lr` is updated in place, the best step returned."""
+        prev_loss, best_loss = search.loss.clone(), search.loss.clone()
+        best_lr = torch.zeros(len(w), device=w.device)
+        halvings = torch.zeros(len(w), device=w.device)
+        for _ in range(self.max_halving):
+            halve = active & (search.loss >= prev_loss)
+            if not halve.any():
+                break
+            search.trial(halve, w, lr, descent, best_lr, best_loss)
+            lr[halve] /= 2
+            halvings[halve] += 1
+        lr[active] *= 2
+        for _ in range(self.max_doubling):
+            double = active & (halvings == 1) & (search.loss <= best_loss)
+            if not double.any():
+                break
+            lr[double] *= 2
+            search.trial(double, w, lr, descent, best_lr, best_loss)
+        lr[halvings == 1] /= 2
+        return best_lr
 
     def art_attack(self, estimator):
         from art.attacks.evasion import CarliniL2Method
@@ -149,3 +125,50 @@ class CWL2(Attack):
             batch_size=self.batch_size,
             verbose=False,
         )
+
+
+class Search:
+    """The state of one CW-L2 search over a batch, as ART keeps it: per image the constant c
+    and its bisection bounds, the closest success so far, and `l2` and `loss` of the last point
+    *evaluated* (a line-search trial included): the next line search compares against them."""
+
+    def __init__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, confidence: float, c: float
+    ) -> None:
+        n, device = len(x), x.device
+        self.model, self.x, self.y, self.confidence = model, x, y, confidence
+        self.c = torch.full((n,), c, device=device)
+        self.lower = torch.zeros(n, device=device)
+        self.doubling = torch.ones(n, dtype=torch.bool, device=device)
+        self.best_l2 = torch.full((n,), float("inf"), device=device)
+        self.best = x.clone()
+        self.l2 = torch.zeros(n, device=device)
+        self.loss = torch.zeros(n, device=device)
+
+    def evaluate(self, mask: torch.Tensor, w: torch.Tensor) -> None:
+        """l2 and loss of the points w (in tanh space) for the images in mask."""
+        x_new = from_tanh(w)
+        hinge = (margin(self.model(x_new), self.y[mask]) + self.confidence).clamp_min(0)
+        self.l2[mask] = (x_new - self.x[mask]).flatten(1).pow(2).sum(1)
+        self.loss[mask] = self.c[mask] * hinge + self.l2[mask]
+
+    def keep_improved(self, success: torch.Tensor, x_adv: torch.Tensor) -> None:
+        improved = success & (self.l2 < self.best_l2)
+        self.best_l2[improved] = self.l2[improved]
+        self.best[improved] = x_adv[improved]
+
+    def trial(self, mask, w, lr, descent, best_lr, best_loss) -> None:
+        """Evaluate a line-search step for the images in mask; remember the step if it is best."""
+        self.evaluate(mask, w[mask] + per_image(lr[mask], descent[mask]) * descent[mask])
+        better = self.loss < best_loss
+        best_lr[better], best_loss[better] = lr[better], self.loss[better]
+
+    def next_constants(self, ever_succeeded: torch.Tensor) -> None:
+        """ART's update of the search, in its order (the lower bound takes the *new* c on failure)."""
+        c, lower = self.c, self.lower
+        self.doubling[ever_succeeded] = False
+        c[ever_succeeded] = ((lower + c) / 2)[ever_succeeded]
+        failed = ~ever_succeeded
+        c[failed & self.doubling] *= 2
+        c[failed & ~self.doubling] += ((c - lower) / 2)[failed & ~self.doubling]
+        lower[failed] = c[failed]

@@ -5,6 +5,7 @@ a rerun knows its cell is done and a card knows which rows its checkpoint earned
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,7 +32,7 @@ def named_variant(node: DictConfig, group: str) -> str:
         return str(node.name)
     ours = OmegaConf.to_container(node, resolve=True)
     changed = [
-        f"{key}={ours.get(key)}"
+        f"{key}={shown(ours.get(key))}"
         for key in sorted(set(ours) | set(named))
         if key not in NOT_A_VARIANT
         and not key.startswith("_")
@@ -39,6 +40,11 @@ def named_variant(node: DictConfig, group: str) -> str:
         and ours.get(key) != named.get(key)
     ]
     return f"{node.name}[{','.join(changed)}]" if changed else str(node.name)
+
+
+def shown(value: Any) -> str:
+    """A setting's value as a row's name shows it: a list as its items joined by '+'."""
+    return "+".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def white_box_name(cfg: DictConfig, scored: str) -> str:
