@@ -1,5 +1,5 @@
-# Sourced by the issue-16 measurement scripts: the CPU sizes of issues 3-5's measurements, as
-# the overrides that give one defense that size (printed; empty for a defense at its config's).
+# Sourced by the measurement scripts: the CPU sizes the Fashion-MNIST measurements used, as the
+# overrides that give one defense that size (printed; empty for a defense at its config's).
 cpu_size() {
   case $1 in
     vqunet) echo "defense.width=16 defense.lr=0.001" ;;

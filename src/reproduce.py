@@ -36,6 +36,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
+from src.defenses.base import defense_class
 from src.evaluation.grid import evaluate, grid_state
 from src.evaluation.settings import validate
 from src.report import report
@@ -126,15 +127,10 @@ def training_steps(
             raise AdvPurifyError(
                 f"reproduce.size.voters={size.voters!r}: it must be a whole number >= 1, or null for all"
             )
-        voters = list(voting.voters)[: size.voters] if size.voters else list(voting.voters)
-        purifier = ["task=retrain", f"defense={voting.purifier}"]
+        pairs, own[voting.name] = defense_class(voting._target_).parts_to_train(voting, size.voters)
         steps += [
-            trained("voters", v, [*purifier, f"classifier={v}"], models.get(voting.purifier, []))
-            for v in voters
-        ]
-        own[voting.name] = [
-            f"defense.voters={listed(voters)}",
-            f"defense.draws={min(voting.draws, len(voters))}",
+            trained("voters", v, ["task=retrain", f"defense={p}", f"classifier={v}"], models.get(p, []))
+            for v, p in pairs
         ]
         tables = ["task=tables", f"defense={voting.name}"]
         tabled = merged(tables, size.train, own[voting.name])

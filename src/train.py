@@ -127,6 +127,7 @@ def training_fingerprint(cfg: DictConfig, data: str, shape: tuple[int, ...]) -> 
         "tables": ("classifier", "defense", "retrained"),
     }[cfg.task]
     settings = {key: portable(cfg[key]) for key in ("data", "task", "seed", "trainer", *keys)}
+    settings |= stopping(cfg)
     if "defense" in settings:
         settings["defense"] = fingerprinted(settings["defense"])
     return fingerprint(settings, upstream(cfg, data, shape))
@@ -219,8 +220,16 @@ def defaults(cls: type) -> dict[str, Any]:
 
 def recipe(cfg: DictConfig) -> dict[str, Any]:
     """How a model is trained beyond its own hyperparameters: the data and its slices, the
-    trainer (epochs, steps, clipping), the task and the seed; not where (`portable`)."""
-    return plain({key: portable(cfg[key]) for key in ("data", "trainer", "task", "seed")})
+    trainer (epochs, steps, clipping), when it stops early, the task and the seed; not where
+    (`portable`)."""
+    return plain({key: portable(cfg[key]) for key in ("data", "trainer", "task", "seed")} | stopping(cfg))
+
+
+def stopping(cfg: DictConfig) -> dict[str, Any]:
+    """The early stop a training runs with (`callbacks=plateau`), when it has one: it decides
+    how long the model trains, as the epoch count does."""
+    node = (cfg.callbacks or {}).get("early_stopping")
+    return {"early_stopping": portable(node)} if node is not None else {}
 
 
 def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -318,6 +327,16 @@ def train(cfg: DictConfig, deadline: float | None = None) -> dict[str, float | s
         return fit_and_publish(cfg, module, datamodule, folder, dest, stamp, deadline)
 
 
+def built_callback(key: str, node: DictConfig, monitor: str, mode: str, folder: Path) -> pl.Callback:
+    """A callback of `callbacks=`: the checkpoint keeps its epochs in the run's folder and watches
+    the module's own metric, as does any callback whose `monitor` the config leaves null."""
+    if key == "model_checkpoint":
+        return build(node, monitor=monitor, mode=mode, dirpath=str(folder))
+    if "monitor" in node and node.monitor is None:
+        return build(node, monitor=monitor, mode=mode)
+    return build(node)
+
+
 def fit_and_publish(
     cfg: DictConfig,
     module: pl.LightningModule,
@@ -330,12 +349,7 @@ def fit_and_publish(
     """The fit itself, its test on the best epoch, and the publication."""
     monitor, mode = module.checkpoint_monitor
     ckpt_path = resume_from(cfg, folder)
-    callbacks = [
-        build(node, monitor=monitor, mode=mode, dirpath=str(folder))
-        if key == "model_checkpoint"
-        else build(node)
-        for key, node in cfg.callbacks.items()
-    ]
+    callbacks = [built_callback(key, node, monitor, mode, folder) for key, node in cfg.callbacks.items()]
     stop = StopAtDeadline(deadline)
     callbacks += [StopOnNonFinite(), stop]
     loggers = build_loggers(cfg)

@@ -44,7 +44,7 @@ def install_target(trained: dict, tmp: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> dict:
-    """fmnist_a trained once for the session on 6,000 real images (2 short epochs, ~75-80%)."""
+    """fmnist_a trained once for the test session on 6,000 real images (2 short epochs, ~75-80%)."""
     from src.train import train
 
     tmp = tmp_path_factory.mktemp("trained")
@@ -77,5 +77,5 @@ def train_target32(tmp: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def trained32(tmp_path_factory) -> dict:
-    """`train_target32`, once for the session."""
+    """`train_target32`, once for the test session."""
     return train_target32(tmp_path_factory.mktemp("trained32"))

@@ -193,8 +193,8 @@ def test_a_setting_added_at_its_earlier_value_leaves_finished_work_done(tmp_path
     from src.train import training_fingerprint
 
     def stamps(*overrides: str, drop: bool = False) -> tuple[str, str]:
-        train_cfg = compose_cfg("train", ["defense=cyclegan", *overrides], tmp_path)
-        eval_cfg = compose_cfg("eval", ["defense=cyclegan", *overrides], tmp_path)
+        train_cfg = compose_cfg("train", ["defense=cyclegan_literal", *overrides], tmp_path)
+        eval_cfg = compose_cfg("eval", ["defense=cyclegan_literal", *overrides], tmp_path)
         if drop:  # the config as it was before the setting was added
             for cfg in (train_cfg, eval_cfg):
                 with open_dict(cfg):

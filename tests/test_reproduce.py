@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from src import eval as reproduction_eval
 from src import reproduce as reproduction
 from src.api import composed
+from src.evaluation import grid as reproduction_eval
 from src.evaluation.fingerprints import run_fingerprint
 from src.reporting.rows import read_rows
 from src.reproduce import STAGES, Reproduction, reproduce, waves

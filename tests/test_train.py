@@ -87,3 +87,19 @@ def test_the_same_training_twice_gives_the_same_weights(tmp_path):
     first, second, other = trained("a", 256), trained("b", 256), trained("c", 128)
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)  # other data: another model
+
+
+def test_a_plateau_stops_the_training_before_its_ceiling(tmp_path):
+    """callbacks=plateau: early stopping on the module's own metric, every epoch kept; a stop
+    setting is part of what a published model was trained with."""
+    common = ["debug=smoke", "data.image_size=32", "data.module.train_limit=128", "defense=vqunet"]
+    common += ["defense.width=8", "defense.train_inputs=clean", "trainer.max_epochs=6", "callbacks=plateau"]
+    common += [f"callbacks.snapshots.dirpath={tmp_path}/snapshots", "callbacks.early_stopping.patience=1"]
+    train(compose_cfg("train", [*common, "callbacks.early_stopping.min_delta=1.0"], tmp_path))
+    # epoch 0 sets the best; epoch 1 does not better it by 1.0, and patience 1 ends the fit
+    assert sorted(p.name for p in (tmp_path / "snapshots").glob("*.ckpt")) == [
+        "epoch000.ckpt",
+        "epoch001.ckpt",
+    ]
+    with pytest.raises(AdvPurifyError, match=r"trained otherwise \(early_stopping.min_delta: 1.0 -> 0.0\)"):
+        train(compose_cfg("train", common, tmp_path))

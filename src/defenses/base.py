@@ -221,6 +221,13 @@ class CompositeDefense(Defense):
         raise NotImplementedError
 
     @classmethod
+    def parts_to_train(cls, cfg: DictConfig, limit: int | None) -> tuple[list[tuple[str, str]], list[str]]:
+        """What a reproduction trains for it: (classifier, purifier) pairs, each classifier
+        retrained on that purifier's outputs (at most `limit`; None: all), and the overrides that
+        narrow it to them."""
+        return [], []
+
+    @classmethod
     def prepared_path(
         cls, cfg: DictConfig, checkpoint_dir: str | Path, data: str, classifier: str, shape: Sequence[int]
     ) -> Path:

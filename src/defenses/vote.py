@@ -97,6 +97,12 @@ class VotingDefense(CompositeDefense):
         return cls(cfg.name, purifier, voters, num_classes, cfg.draws, cfg.seed, tables)
 
     @classmethod
+    def parts_to_train(cls, cfg: DictConfig, limit: int | None) -> tuple[list[tuple[str, str]], list[str]]:
+        voters = list(cfg.voters)[:limit] if limit else list(cfg.voters)
+        narrowed = [f"defense.voters=[{','.join(voters)}]", f"defense.draws={min(cfg.draws, len(voters))}"]
+        return [(v, cfg.purifier) for v in voters], narrowed
+
+    @classmethod
     def retrained_on(cls, cfg: Any) -> str:
         return cfg.purifier  # its target is retrained on its purifier's outputs
 

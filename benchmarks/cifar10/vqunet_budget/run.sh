@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 17, thirteenth session: VQUNet on CIFAR-10 at the cpu plan's settings, trained 4 epochs instead
+# VQUNet on CIFAR-10 (JPEG copy) at the cpu plan's settings, trained 4 epochs instead
 # of 1, each epoch's model kept (callbacks=snapshots), then PGD eps 0.03 under the classifier and
 # pipeline threats. Needs the cpu plan's cifar_a (scripts/reproduce.sh cifar10 cpu, its targets stage).
 set -euo pipefail

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One purifier reading trained to a validation plateau (callbacks=plateau: early stopping on its
+# val/recon, every epoch's model kept), then its final model attacked: the clean row on the whole
+# test set; FGSM, BIM, PGD and CW at eps 0.1/0.2/0.3 under the dissertation's (classifier) threat;
+# PGD under the adaptive pipeline threat; AutoAttack (APGD-CE + APGD-T) through the pipeline; and
+# attacks the purifier never trained on (CW, DeepFool under L2, APGD-T). Rows land in $RESULTS.
+# Knobs (environment): DEFENSE, NAME (the model's own name), EXTRA (overrides, e.g.
+# "defense.train_inputs=clean"), MAX_EPOCHS (the ceiling), PATIENCE, TRAIN_LIMIT, N_CLEAN, N, N_PIPE,
+# N_AA, SEED, RESULTS. Rerunning skips what is done (published model, finished cells).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DEFENSE=${DEFENSE:-vqunet}
+NAME=${NAME:-${DEFENSE}_plateau}
+MAX_EPOCHS=${MAX_EPOCHS:-30}
+PATIENCE=${PATIENCE:-3}
+TRAIN_LIMIT=${TRAIN_LIMIT:-20000}
+N_CLEAN=${N_CLEAN:-10000}
+N=${N:-1000}
+N_PIPE=${N_PIPE:-200}
+N_AA=${N_AA:-100}
+SEED=${SEED:-0}
+RESULTS=${RESULTS:-results/plateau}
+read -r -a extra <<<"${EXTRA:-}"
+source scripts/cpu_sizes.sh
+common=(data=fmnist data.image_size=32 classifier=fmnist_a logger=csv "seed=$SEED")
+model=("${common[@]}" "defense=$DEFENSE" "defense.name=$NAME" $(cpu_size "$DEFENSE") "${extra[@]}")
+suffix=$([ "$SEED" = 0 ] && echo "" || echo "-seed$SEED")
+
+[ -f checkpoints/fmnist/32px/fmnist_a.ckpt ] || $PY -m src.train experiment=demo
+[ -f "checkpoints/fmnist/32px/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau \
+  "callbacks.snapshots.dirpath=checkpoints/snapshots/fmnist/$NAME$suffix" \
+  "callbacks.early_stopping.patience=$PATIENCE" "trainer.max_epochs=$MAX_EPOCHS" \
+  "data.module.train_limit=$TRAIN_LIMIT"
+ckpt="defense_ckpt=checkpoints/fmnist/32px/$NAME$suffix.ckpt"
+eval() { $PY -m src.eval "${model[@]}" "$ckpt" "paths.results_dir=$RESULTS" "$@"; }
+eval attack=fgsm threat=classifier "eval.n=$N_CLEAN" "eval.eps=[0]"
+for attack in fgsm bim pgd cw; do
+  eval "attack=$attack" threat=classifier "eval.n=$N" "eval.eps=[0.1,0.2,0.3]"
+done
+eval attack=pgd threat=pipeline "eval.n=$N_PIPE" "eval.eps=[0.1,0.2,0.3]"
+eval attack=autoattack threat=pipeline attack.version=custom "attack.attacks=[apgd-ce,apgd-t]" \
+  "eval.n=$N_AA" "eval.eps=[0.1,0.3]"
+eval attack=deepfool threat=classifier "eval.n=$N" "eval.eps=[1.0,2.0,3.0]"
