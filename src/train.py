@@ -27,7 +27,7 @@ from src.data.base import ImageDataModule
 from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class, fingerprinted
 from src.evaluation.models import build_defense, target_name
 from src.evaluation.settings import validate
-from src.reporting.rows import fingerprint, portable
+from src.reporting.rows import fingerprint, portable, require_writable
 from src.runtime.callbacks import StopAtDeadline, StopOnNonFinite
 from src.runtime.checkpoints import publish, read, retrained_name, stable_path, training_stamp
 from src.runtime.configs import CONF_DIR, require_readable_conf
@@ -308,6 +308,7 @@ def train(cfg: DictConfig, deadline: float | None = None) -> dict[str, float | s
             f"src.train does not start from ckpt={cfg.ckpt}: to continue a stopped run give resume=true "
             "(it finds the run's last.ckpt itself); to train afresh drop ckpt="
         )
+    require_writable(cfg.paths.checkpoint_dir, "paths.checkpoint_dir")  # before the data and the fit
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data.module)
     module = build_module(cfg, datamodule)

@@ -757,3 +757,15 @@ def test_a_conf_file_that_is_not_yaml_is_named(tmp_path):
     (tmp_path / "data" / "broken.yaml").write_text("name: x\noops: [\n")
     with pytest.raises(AdvPurifyError, match=r"broken.yaml line 3 is not valid YAML .*fix that file"):
         require_readable_conf(tmp_path)
+
+
+def test_an_unwritable_checkpoint_folder_stops_a_training_before_any_work(tmp_path):
+    from src.train import train
+    from tests.conftest import compose_cfg
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    cfg = compose_cfg("train", ["debug=smoke", f"paths.checkpoint_dir={blocker}/checkpoints"], tmp_path)
+    with pytest.raises(AdvPurifyError, match=r"paths.checkpoint_dir=.* is not writable") as err:
+        train(cfg)
+    one_line(err)

@@ -181,3 +181,11 @@ def test_an_export_without_the_chain_leaves_no_stale_chain(exported, tmp_path):
     assert not (folder / "defended.pt").exists()
     assert set(card("fmnist", "vqunet", zoo=cfg.paths.zoo_dir)["sha256"]) == {"purifier.pt", "vqunet.ckpt"}
     export(exported["cfg"])  # the module's other tests expect the chain
+
+
+def test_an_unwritable_export_folder_stops_before_tracing(exported, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    cfg = compose_cfg("export", [*exported["models"], f"export.dir={blocker}/zoo"], exported["tmp"])
+    with pytest.raises(AdvPurifyError, match=r"export.dir=.* is not writable \(Not a directory\)"):
+        export(cfg)
