@@ -28,7 +28,9 @@ model=("${common[@]}" "defense=$DEFENSE" "defense.name=$NAME" $(cpu_size "$DEFEN
 suffix=$([ "$SEED" = 0 ] && echo "" || echo "-seed$SEED")
 
 [ -f checkpoints/fmnist/32px/fmnist_a.ckpt ] || $PY -m src.train experiment=demo
-[ -f "checkpoints/fmnist/32px/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau \
+# a training stopped part-way (a killed job, the end of a session) goes on from its last epoch
+resume=$(ls checkpoints/runs/fmnist/"$NAME"-*/last.ckpt >/dev/null 2>&1 && echo true || echo false)
+[ -f "checkpoints/fmnist/32px/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau "resume=$resume" \
   "callbacks.snapshots.dirpath=checkpoints/snapshots/fmnist/$NAME$suffix" \
   "callbacks.early_stopping.patience=$PATIENCE" "trainer.max_epochs=$MAX_EPOCHS" \
   "data.module.train_limit=$TRAIN_LIMIT"
