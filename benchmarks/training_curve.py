@@ -1,8 +1,8 @@
-"""A training's validation curve, one row per epoch, from the CSV log Lightning wrote for it
-(`logger=csv`: outputs/train/<time>/csv/version_0/metrics.csv), so a plateau can be shown
-from a committed file:
+"""A training's validation curve, one row per epoch, from the CSV logs Lightning wrote for it
+(`logger=csv`: outputs/train/<time>/csv/version_0/metrics.csv; a resumed training logs on in a
+folder of its own, so give every one in order), so a plateau can be shown from a committed file:
 
-    python benchmarks/training_curve.py <metrics.csv> <curve.csv> [--name NAME]
+    python benchmarks/training_curve.py <metrics.csv> [<metrics.csv> ...] <curve.csv> [--name NAME]
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ def curve(metrics: Path) -> list[dict[str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("metrics", type=Path)
+    parser.add_argument("metrics", type=Path, nargs="+")
     parser.add_argument("out", type=Path)
     parser.add_argument("--name", default="", help="the model's name, a column of its own")
     args = parser.parse_args()
-    rows = [{"model": args.name, **row} for row in curve(args.metrics)]
+    epochs = {row["epoch"]: row for metrics in args.metrics for row in curve(metrics)}  # the later log wins
+    rows = [{"model": args.name, **row} for row in sorted(epochs.values(), key=lambda r: int(r["epoch"]))]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")

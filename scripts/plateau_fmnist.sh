@@ -6,7 +6,7 @@
 # attacks the purifier never trained on (CW, DeepFool under L2, APGD-T). Rows land in $RESULTS.
 # Knobs (environment): DEFENSE, NAME (the model's own name), EXTRA (overrides, e.g.
 # "defense.train_inputs=clean"), MAX_EPOCHS (the ceiling), PATIENCE, TRAIN_LIMIT, N_CLEAN, N, N_PIPE,
-# N_AA, SEED, RESULTS. Rerunning skips what is done (published model, finished cells).
+# N_AA, SEED, RESULTS, MIN_DELTA. Rerunning skips what is done (published model, finished cells).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -14,6 +14,7 @@ DEFENSE=${DEFENSE:-vqunet}
 NAME=${NAME:-${DEFENSE}_plateau}
 MAX_EPOCHS=${MAX_EPOCHS:-30}
 PATIENCE=${PATIENCE:-3}
+MIN_DELTA=${MIN_DELTA:-0.0002}   # a plateau: val/recon bettered by less than this, PATIENCE epochs running
 TRAIN_LIMIT=${TRAIN_LIMIT:-20000}
 N_CLEAN=${N_CLEAN:-10000}
 N=${N:-1000}
@@ -32,7 +33,8 @@ suffix=$([ "$SEED" = 0 ] && echo "" || echo "-seed$SEED")
 resume=$(ls checkpoints/runs/fmnist/"$NAME"-*/last.ckpt >/dev/null 2>&1 && echo true || echo false)
 [ -f "checkpoints/fmnist/32px/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau "resume=$resume" \
   "callbacks.snapshots.dirpath=checkpoints/snapshots/fmnist/$NAME$suffix" \
-  "callbacks.early_stopping.patience=$PATIENCE" "trainer.max_epochs=$MAX_EPOCHS" \
+  "callbacks.early_stopping.patience=$PATIENCE" "callbacks.early_stopping.min_delta=$MIN_DELTA" \
+  "trainer.max_epochs=$MAX_EPOCHS" \
   "data.module.train_limit=$TRAIN_LIMIT"
 ckpt="defense_ckpt=checkpoints/fmnist/32px/$NAME$suffix.ckpt"
 eval() { $PY -m src.eval "${model[@]}" "$ckpt" "paths.results_dir=$RESULTS" "$@"; }
