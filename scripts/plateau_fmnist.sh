@@ -6,7 +6,8 @@
 # attacks the purifier never trained on (CW, DeepFool under L2, APGD-T). Rows land in $RESULTS.
 # Knobs (environment): DEFENSE, NAME (the model's own name), EXTRA (overrides, e.g.
 # "defense.train_inputs=clean"), MAX_EPOCHS (the ceiling), PATIENCE, TRAIN_LIMIT, N_CLEAN, N, N_PIPE,
-# N_AA, SEED, RESULTS, MIN_DELTA. Rerunning skips what is done (published model, finished cells).
+# N_AA, SEED, RESULTS, MIN_DELTA; CKPT attacks that checkpoint instead (an epoch's snapshot) and
+# trains nothing. Rerunning skips what is done (published model, finished cells).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -31,12 +32,12 @@ suffix=$([ "$SEED" = 0 ] && echo "" || echo "-seed$SEED")
 [ -f checkpoints/fmnist/32px/fmnist_a.ckpt ] || $PY -m src.train experiment=demo
 # a training stopped part-way (a killed job, the end of a session) goes on from its last epoch
 resume=$(ls checkpoints/runs/fmnist/"$NAME"-*/last.ckpt >/dev/null 2>&1 && echo true || echo false)
-[ -f "checkpoints/fmnist/32px/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau "resume=$resume" \
+[ -n "${CKPT:-}" ] || [ -f "checkpoints/fmnist/32px/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau "resume=$resume" \
   "callbacks.snapshots.dirpath=checkpoints/snapshots/fmnist/$NAME$suffix" \
   "callbacks.early_stopping.patience=$PATIENCE" "callbacks.early_stopping.min_delta=$MIN_DELTA" \
   "trainer.max_epochs=$MAX_EPOCHS" \
   "data.module.train_limit=$TRAIN_LIMIT"
-ckpt="defense_ckpt=checkpoints/fmnist/32px/$NAME$suffix.ckpt"
+ckpt="defense_ckpt=${CKPT:-checkpoints/fmnist/32px/$NAME$suffix.ckpt}"
 eval() { $PY -m src.eval "${model[@]}" "$ckpt" "paths.results_dir=$RESULTS" "$@"; }
 eval attack=fgsm threat=classifier "eval.n=$N_CLEAN" "eval.eps=[0]"
 for attack in fgsm bim pgd cw; do

@@ -198,6 +198,29 @@ def table(data: str, found: list[Reading], claims: dict[str, Any], spec: dict[st
     return "\n".join(lines) + "\n"
 
 
+def grid(found: list[Reading]) -> str:
+    """Every attack and threat measured on each reading, accuracy (%) per eps: the whole grid,
+    for a question that asks more than PGD (attacks a purifier never trained on)."""
+    lines = []
+    for r in found:
+        cells = sorted({(row["threat"], row["attack"]) for row in r.rows if float(row["eps"]) > 0})
+        budgets = sorted({float(row["eps"]) for row in r.rows if float(row["eps"]) > 0})
+        clean = r.clean()
+        lines += [
+            f"{r.defense}, {r.reading} ({r.size}); clean {percent(clean)}"
+            + ("" if clean is None else f" (n={clean.n})"),
+            "",
+            "| threat | attack | n | " + " | ".join(f"eps {e:g}" for e in budgets) + " |",
+            "|---|---|---|" + "---|" * len(budgets),
+        ]
+        for threat, attack in cells:
+            row = [r.cell(threat, attack, e) for e in budgets]
+            n = next(c.n for c in row if c is not None)
+            lines.append(f"| {threat} | {attack} | {n} | " + " | ".join(percent(c) for c in row) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def csv_rows(
     found: dict[str, list[Reading]], claims: dict[str, Any], spec: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -277,7 +300,10 @@ def blocks(
     one per question's table."""
     generated = {data: table(data, entries, claims, spec) for data, entries in found.items()}
     for name, entries in readings(root, spec, "tables").items():
-        generated[name] = table(spec["tables"][name]["data"], entries, claims, spec)
+        if spec["tables"][name].get("kind") == "grid":
+            generated[name] = grid(entries)
+        else:
+            generated[name] = table(spec["tables"][name]["data"], entries, claims, spec)
     return generated
 
 
