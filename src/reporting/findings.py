@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from src.reporting.rows import read_rows
+from src.reporting.rows import base_name, read_rows
 from src.runtime.errors import AdvPurifyError
 
 CSV_COLUMNS = (
@@ -79,11 +79,10 @@ class Reading:
         return f"{self.decision}_clean_acc" if self.decision else "purified_clean_acc"
 
     def cell(self, threat: str, attack: str, eps: float) -> Cell | None:
-        found = [
-            r
-            for r in self.rows
-            if r["threat"] == threat and r["attack"] == attack and abs(float(r["eps"]) - eps) < 1e-9
-        ]
+        at = [r for r in self.rows if r["threat"] == threat and abs(float(r["eps"]) - eps) < 1e-9]
+        # the named attack at its config's settings, else its variant (autoattack[version=custom])
+        found = [r for r in at if r["attack"] == attack]
+        found = found or [r for r in at if base_name(r["attack"]) == attack]
         latest = {r["seed"]: r for r in found}  # the last row of each seed wins
         if not latest:
             return None
