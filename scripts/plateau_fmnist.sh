@@ -30,7 +30,7 @@ model=("${common[@]}" "defense=$DEFENSE" "defense.name=$NAME" $(cpu_size "$DEFEN
 suffix=$([ "$SEED" = 0 ] && echo "" || echo "-seed$SEED")
 
 [ -f checkpoints/fmnist/32px/fmnist_a.ckpt ] || $PY -m src.train experiment=demo
-# a training stopped part-way (a killed job, the end of a session) goes on from its last epoch
+# a training stopped part-way (a killed job, a machine taken back) goes on from its last epoch
 resume=$(ls checkpoints/runs/fmnist/"$NAME"-*/last.ckpt >/dev/null 2>&1 && echo true || echo false)
 [ -n "${CKPT:-}" ] || [ -f "checkpoints/fmnist/32px/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau "resume=$resume" \
   "callbacks.snapshots.dirpath=checkpoints/snapshots/fmnist/$NAME$suffix" \

@@ -35,7 +35,7 @@ def compose_cfg(config_name: str, overrides: list[str], tmp: Path) -> DictConfig
 
 
 def install_target(trained: dict, tmp: Path) -> Path:
-    """Put the test session's fmnist_a where `tmp`'s runs look for it by name."""
+    """Put the shared fmnist_a (trained once per pytest run) where `tmp`'s runs look for it by name."""
     target = tmp / "checkpoints" / "fmnist" / "28px" / "fmnist_a.ckpt"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(trained["ckpt"], target)
@@ -44,7 +44,7 @@ def install_target(trained: dict, tmp: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> dict:
-    """fmnist_a trained once for the test session on 6,000 real images (2 short epochs, ~75-80%)."""
+    """fmnist_a trained once per pytest run on 6,000 real images (2 short epochs, ~75-80%)."""
     from src.train import train
 
     tmp = tmp_path_factory.mktemp("trained")
@@ -77,5 +77,5 @@ def train_target32(tmp: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def trained32(tmp_path_factory) -> dict:
-    """`train_target32`, once for the test session."""
+    """`train_target32`, once per pytest run."""
     return train_target32(tmp_path_factory.mktemp("trained32"))

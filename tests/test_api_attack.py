@@ -76,7 +76,7 @@ def test_art_classifier_needs_a_shape_for_models_that_do_not_record_one():
 
 @pytest.fixture(scope="module")
 def vqunet(trained32, tmp_path_factory):
-    """The test session's 32px fmnist_a and small VQUNet through the API, and src.eval's rows for the
+    """The shared 32px fmnist_a and small VQUNet through the API, and src.eval's rows for the
     same PGD-5 settings under both threats."""
     tmp = tmp_path_factory.mktemp("api_eval")
     common = [

@@ -27,7 +27,7 @@ CW = {"_target_": "src.attacks.cw.CWLinf", "name": "cw"}
 
 @pytest.fixture(scope="module")
 def with_target(trained, tmp_path_factory):
-    """A tmp project whose checkpoints hold the test session's fmnist_a."""
+    """A tmp project whose checkpoints hold the shared fmnist_a."""
     tmp = tmp_path_factory.mktemp("baselines")
     install_target(trained, tmp)
     return tmp

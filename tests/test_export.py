@@ -30,7 +30,7 @@ print(float((got - expected).abs().max()))
 
 @pytest.fixture(scope="module")
 def exported(trained32, tmp_path_factory) -> dict:
-    """The test session's VQUNet evaluated (PGD-3 through it, eps 0 and 0.1), then exported."""
+    """The shared VQUNet evaluated (PGD-3 through it, eps 0 and 0.1), then exported."""
     tmp = tmp_path_factory.mktemp("export")
     models = [
         "debug=smoke",

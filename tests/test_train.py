@@ -103,3 +103,17 @@ def test_a_plateau_stops_the_training_before_its_ceiling(tmp_path):
     ]
     with pytest.raises(AdvPurifyError, match=r"trained otherwise \(early_stopping.min_delta: 1.0 -> 0.0\)"):
         train(compose_cfg("train", common, tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("patience=-1", r"patience=-1: it must be a whole number >= 0"),
+        ("min_delta=-0.1", r"min_delta=-0.1: it must be"),
+    ],
+)
+def test_a_bad_plateau_setting_stops_before_any_work(tmp_path, setting, message):
+    overrides = ["debug=smoke", "callbacks=plateau", f"callbacks.snapshots.dirpath={tmp_path}/s"]
+    with pytest.raises(AdvPurifyError, match=rf"^callbacks.early_stopping.{message}"):
+        train(compose_cfg("train", [*overrides, f"callbacks.early_stopping.{setting}"], tmp_path))
+    assert not (tmp_path / "s").exists()

@@ -24,7 +24,7 @@ PGD = {
 
 @pytest.fixture(scope="module")
 def target(trained, tmp_path_factory):
-    """A tmp project whose checkpoints hold the test session's 28px fmnist_a, and real test images."""
+    """A tmp project whose checkpoints hold the shared 28px fmnist_a, and real test images."""
     tmp = tmp_path_factory.mktemp("train_inputs")
     path = install_target(trained, tmp)
     cfg = compose_cfg("train", ["debug=smoke"], tmp)

@@ -208,10 +208,9 @@ def scores_under_attack(
     models, images and overrides, by the same crafting and seeds, with nothing written."""
     cfg = composed("eval", overrides)
     validate(cfg)
-    eps_grid = validate_eps(eps, parse_norm(cfg.attack.norm))
     shape = common_shape(classifier, defense)
     check_images(x, shape, parameter_dtype(classifier))
-    validate_eps(eps, parse_norm(cfg.attack.norm), tuple(x.shape[1:]))
+    eps_grid = validate_eps(eps, parse_norm(cfg.attack.norm), tuple(x.shape[1:]))
     with torch.no_grad():
         check_labels(y, len(x), classifier(defense.purify(x[:1])).shape[1])
     hparams = getattr(classifier, "hparams", {})

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.attacks.base import attack_class
 from src.defenses.base import defense_class
 from src.runtime.errors import AdvPurifyError
-from src.runtime.rules import BOOLEAN, COUNT, POSITIVE, Rule, whole_at_least
+from src.runtime.rules import BOOLEAN, COUNT, NON_NEGATIVE, POSITIVE, Rule, whole_at_least
 
 RULES: dict[str, Rule] = {
     **dict.fromkeys(
@@ -38,6 +38,8 @@ RULES: dict[str, Rule] = {
     **dict.fromkeys(("lr", "atol", "budget_minutes"), POSITIVE),
     **dict.fromkeys(("resume", "recompute", "retrained", "defended", "dry_run"), BOOLEAN),
     "seed": whole_at_least(0),
+    "patience": whole_at_least(0),  # callbacks=plateau
+    "min_delta": NON_NEGATIVE,
 }
 PARTS = ("defense", "attack", "threat")  # each checks its own settings
 SKIP = (
@@ -45,7 +47,6 @@ SKIP = (
     "paths",
     "published",
     "logger",
-    "callbacks",
     "launcher",
     "reproduce",
     *PARTS,

@@ -326,11 +326,12 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def generate(root: Path) -> dict[Path, str]:
-    """Every text file `make findings` writes, by path, with its content."""
+def generate(root: Path, found: dict[str, list[Reading]] | None = None) -> dict[Path, str]:
+    """Every text file `make findings` writes, by path, with its content (from `found`, the
+    datasets' readings, when they are read already)."""
     spec = yaml.safe_load((root / "benchmarks" / "findings.yaml").read_text())
     claims = yaml.safe_load((root / spec["published"]).read_text())
-    found = readings(root, spec)
+    found = readings(root, spec) if found is None else found
     generated = blocks(root, found, claims, spec)
     files = {root / "benchmarks" / "findings.csv": csv_text(csv_rows(found, claims, spec))}
     for name in spec["documents"]:
@@ -340,13 +341,12 @@ def generate(root: Path) -> dict[Path, str]:
 
 
 def main(root: Path) -> None:
-    spec = yaml.safe_load((root / "benchmarks" / "findings.yaml").read_text())
-    for path, text in generate(root).items():
+    found = readings(root, yaml.safe_load((root / "benchmarks" / "findings.yaml").read_text()))
+    for path, text in generate(root, found).items():
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             print(f"wrote {path.relative_to(root)}")
-    claims_found = readings(root, spec)
-    for data, entries in claims_found.items():
+    for data, entries in found.items():
         curves(entries, data, root / "docs" / f"findings_{data}.png")
 
 
