@@ -22,9 +22,8 @@ from tests.conftest import compose_cfg
 LOAD_WITHOUT_THIS_REPO = """
 import sys, torch
 sys.modules["src"] = None  # any import of this repository's code now fails
-x, expected = torch.load(sys.argv[2])
-got = torch.jit.load(sys.argv[1])(x)
-print(float((got - expected).abs().max()))
+x = torch.load(sys.argv[1])
+torch.save({name: torch.jit.load(name)(x) for name in ("purifier.pt", "defended.pt")}, sys.argv[2])
 """
 
 
@@ -48,24 +47,26 @@ def exported(trained32, tmp_path_factory) -> dict:
 
 
 def test_the_exported_files_load_without_this_repository_and_match_pytorch(exported, tmp_path):
+    """Each stage is compared on its own input: another process may round the purifier's output
+    differently within 1e-5, which the classifier's logits magnify by their input gradient."""
     folder, cfg = exported["folder"], exported["cfg"]
     x, _ = build(cfg.data.module).test_tensors(16)
+    torch.save(x, tmp_path / "x.pt")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_THIS_REPO, str(tmp_path / "x.pt"), str(tmp_path / "out.pt")],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env=env,
+        check=True,
+    )
+    got = torch.load(tmp_path / "out.pt")
     purifier = load_defense("fmnist", "vqunet", ckpt=cfg.defense_ckpt)
     classifier = load_classifier("fmnist", "fmnist_a", ckpt=cfg.ckpt)
     with torch.no_grad():
-        expected = {"purifier.pt": purifier.purify(x), "defended.pt": classifier(purifier.purify(x))}
-    for name, output in expected.items():
-        torch.save((x, output), tmp_path / "io.pt")
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        run = subprocess.run(
-            [sys.executable, "-c", LOAD_WITHOUT_THIS_REPO, str(folder / name), str(tmp_path / "io.pt")],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-            check=True,
-        )
-        assert float(run.stdout) <= 1e-5, name
+        assert (got["purifier.pt"] - purifier.purify(x)).abs().max() <= 1e-5
+        assert (got["defended.pt"] - classifier(got["purifier.pt"])).abs().max() <= 1e-5
 
 
 def test_the_card_holds_the_rows_of_this_checkpoint_and_no_other(exported):
