@@ -7,7 +7,9 @@
 # Knobs (environment): DEFENSE, NAME (the model's own name), EXTRA (overrides, e.g.
 # "defense.train_inputs=clean"), MAX_EPOCHS (the ceiling), PATIENCE, TRAIN_LIMIT, N_CLEAN, N, N_PIPE,
 # N_AA, SEED, RESULTS, MIN_DELTA; CKPT attacks that checkpoint instead (an epoch's snapshot) and
-# trains nothing. Rerunning skips what is done (published model, finished cells).
+# trains nothing; RETRAIN=1 first retrains the target on the purifier's outputs (TARGET_EPOCHS on
+# TARGET_LIMIT images, as the dissertation does for VQUNet and Defense-VAE) and attacks that one.
+# Rerunning skips what is done (published models, finished cells).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -22,6 +24,9 @@ N=${N:-1000}
 N_PIPE=${N_PIPE:-200}
 N_AA=${N_AA:-100}
 SEED=${SEED:-0}
+RETRAIN=${RETRAIN:-0}
+TARGET_EPOCHS=${TARGET_EPOCHS:-6}   # the epochs the original target trained for (experiment=demo)
+TARGET_LIMIT=${TARGET_LIMIT:-$TRAIN_LIMIT}
 RESULTS=${RESULTS:-results/plateau}
 read -r -a extra <<<"${EXTRA:-}"
 source scripts/cpu_sizes.sh
@@ -38,7 +43,13 @@ resume=$(ls checkpoints/runs/fmnist/"$NAME"-*/last.ckpt >/dev/null 2>&1 && echo 
   "trainer.max_epochs=$MAX_EPOCHS" \
   "data.module.train_limit=$TRAIN_LIMIT"
 ckpt="defense_ckpt=${CKPT:-checkpoints/fmnist/32px/$NAME$suffix.ckpt}"
-eval() { $PY -m src.eval "${model[@]}" "$ckpt" "paths.results_dir=$RESULTS" "$@"; }
+retrained=false
+if [ "$RETRAIN" = 1 ]; then
+  retrained=true
+  [ -f "checkpoints/fmnist/32px/fmnist_a+$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" "$ckpt" \
+    task=retrain "trainer.max_epochs=$TARGET_EPOCHS" "data.module.train_limit=$TARGET_LIMIT"
+fi
+eval() { $PY -m src.eval "${model[@]}" "$ckpt" "retrained=$retrained" "paths.results_dir=$RESULTS" "$@"; }
 eval attack=fgsm threat=classifier "eval.n=$N_CLEAN" "eval.eps=[0]"
 for attack in fgsm bim pgd cw; do
   eval "attack=$attack" threat=classifier "eval.n=$N" "eval.eps=[0.1,0.2,0.3]"
