@@ -4,6 +4,6 @@ cpu_size() {
   case $1 in
     vqunet) echo "defense.width=16 defense.lr=0.001" ;;
     cyclegan*) echo "defense.width=16 defense.disc_width=16" ;;
-    sfl_vae) echo "defense.latent_dim=128" ;;
+    sfl_vae | defense_vae) echo "defense.latent_dim=128" ;;
   esac
 }

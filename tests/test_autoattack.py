@@ -52,6 +52,38 @@ def test_autoattack_sees_the_declared_bpda_gradient_through_the_pipeline(trained
     assert (adaptive - x).abs().max() <= 0.2 + 1e-6
 
 
+class Counted(torch.nn.Module):
+    """The model, counting the batches it is asked to score."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.model(x)
+
+
+def test_a_cheaper_subset_runs_its_own_iterations_and_still_attacks(trained):
+    from hydra.utils import instantiate
+
+    classifier = load_classifier("fmnist", "fmnist_a", trained["ckpt"])
+    cfg = compose_cfg("eval", ["debug=smoke"], trained["tmp"])
+    x, y = instantiate(cfg.data.module).test_tensors(64)
+    calls = {}
+    for max_iter in (5, 20):
+        counted = Counted(Pipeline(classifier, Posterize(), eot_samples=1))
+        subset = {"version": "custom", "attacks": ["apgd-ce"], "max_iter": max_iter, "restarts": 1}
+        attack = AutoAttack(name="autoattack", eps=0.2, batch_size=64, **subset)
+        assert attack.iterations_of(subset) == max_iter
+        torch.manual_seed(0)
+        adv = attack(counted, x, y)
+        calls[max_iter] = counted.calls
+    assert calls[20] - calls[5] == 15  # one forward per APGD iteration, nothing else grows
+    assert accuracy(DefendedClassifier(classifier, Posterize()), adv, y) < 0.1
+    assert AutoAttack.iterations_of({"max_iter": None}) == 100  # the reference's
+
+
 def test_autoattack_is_one_eval_row_per_eps_with_its_seconds(trained, tmp_path):
     install_target(trained, tmp_path)
     custom = ["attack.version=custom", "attack.attacks=[apgd-ce,apgd-t]"]  # the standard's gradient part
@@ -71,6 +103,8 @@ def test_autoattack_is_one_eval_row_per_eps_with_its_seconds(trained, tmp_path):
         ({"version": "custom", "attacks": ["apgd-typo"]}, r"apgd-typo"),
         ({"attacks": ["apgd-ce"]}, r"only read with attack\.version=custom"),
         ({"backend": "art"}, r"set attack\.backend=native"),
+        ({"max_iter": 10}, r"custom subset only .*set attack\.version=custom"),
+        ({"version": "standard", "restarts": 1}, r"custom subset only"),
     ],
 )
 def test_bad_autoattack_settings_are_refused_when_built(settings, message):

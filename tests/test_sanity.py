@@ -33,13 +33,18 @@ def test_sound_rows_pass_every_check():
         row("fgsm", 0.1, 0.7, "transfer"),
         row("pgd", 1.0, 0.05),
         row("pgd", 0.3, 0.2, iterations=10),
-        row("pgd", 0.3, 0.1, iterations=40),
+        row("pgd[max_iter=40]", 0.3, 0.1, iterations=40),
+        row("pgd[norm=2]", 0.3, 0.5, iterations=10),  # another attack: compared with its own iterations
+        row("pgd[max_iter=100,norm=2]", 0.3, 0.45, iterations=100),
+        row("autoattack[attacks=apgd-ce,max_iter=20,version=custom]", 0.3, 0.3, iterations=20),
+        row("autoattack", 0.3, 0.35, iterations=100),
     ]
     got = verdicts(rows)
     names = {"iterative_vs_single_step", "adaptive_vs_classifier", "whitebox_vs_transfer"}
     names |= {"unbounded_eps", "more_iterations"}
     assert set(got) == names
     assert all(all(v) for v in got.values())
+    assert len(got["more_iterations"]) == 2  # pgd 10 -> 40, pgd[norm=2] 10 -> 100
 
 
 def test_each_violation_is_flagged():

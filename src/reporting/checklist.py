@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from math import sqrt
 
-from src.reporting.rows import base_name
+from src.reporting.rows import base_name, without_setting
 
 TOLERANCE = 0.01  # accuracy (as a fraction) two runs on the same images may differ by
 Z = 3.0  # standard errors a smaller sample's accuracy may stray from a larger one's (one-sided)
@@ -127,7 +127,8 @@ def _iteration_checks(where: str, group: list[dict]) -> list[Check]:
     runs: dict[tuple[str, str, float], dict[int, dict]] = defaultdict(dict)
     for row in group:
         if row.get("iterations") not in (None, ""):
-            runs[base_name(row["attack"]), row["threat"], float(row["eps"])][int(row["iterations"])] = row
+            attack = without_setting(row["attack"], "max_iter")  # pgd[norm=2] is not pgd's curve
+            runs[attack, row["threat"], float(row["eps"])][int(row["iterations"])] = row
     checks = []
     for (attack, threat, eps), by_iters in sorted(runs.items()):
         iters = sorted(by_iters)

@@ -48,6 +48,14 @@ def base_name(name: str) -> str:
     return name.partition("[")[0]
 
 
+def without_setting(name: str, key: str) -> str:
+    """An attack or threat's name with one setting of its variant left out
+    (`pgd[max_iter=100,norm=2]` -> `pgd[norm=2]`): the rows that differ in that setting alone."""
+    base, _, variant = name.partition("[")
+    kept = [s for s in variant.removesuffix("]").split(",") if s and not s.startswith(f"{key}=")]
+    return f"{base}[{','.join(kept)}]" if kept else base
+
+
 NUMBERS = ("eps", "n", "seed", "iterations", "seconds", "value")  # beside every `*_acc` column
 
 
