@@ -9,6 +9,7 @@ import pytest
 
 from src.reporting import findings
 from src.runtime.errors import AdvPurifyError
+from src.runtime.yamlfiles import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +55,7 @@ def test_a_findings_number_is_the_row_it_names():
 
 
 def test_a_changed_row_changes_the_table(tmp_path):
-    spec = findings.yaml.safe_load((ROOT / "benchmarks" / "findings.yaml").read_text())
+    spec = read_yaml(ROOT / "benchmarks" / "findings.yaml")
     entry = spec["datasets"]["fmnist"][0]
     source = ROOT / entry["source"]
     copy = tmp_path / entry["source"]
@@ -76,3 +77,10 @@ def test_a_changed_row_changes_the_table(tmp_path):
 def test_a_block_the_spec_does_not_define_is_refused():
     with pytest.raises(AdvPurifyError, match="findings:nowhere"):
         findings.fill("<!-- findings:nowhere -->\nx\n<!-- /findings:nowhere -->", {}, "README.md")
+
+
+def test_a_spec_that_is_not_yaml_is_refused_with_its_line(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "findings.yaml").write_text("published: x\nverdict: no: colon here\n")
+    with pytest.raises(AdvPurifyError, match=r"findings\.yaml line 2 is not valid YAML .*fix that file"):
+        findings.generate(tmp_path)

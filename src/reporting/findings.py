@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from src.reporting.rows import base_name, read_rows
+from src.runtime.console import user_errors
 from src.runtime.errors import AdvPurifyError
+from src.runtime.yamlfiles import read_yaml
 
 CSV_COLUMNS = (
     "data",
@@ -329,8 +329,8 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 def generate(root: Path, found: dict[str, list[Reading]] | None = None) -> dict[Path, str]:
     """Every text file `make findings` writes, by path, with its content (from `found`, the
     datasets' readings, when they are read already)."""
-    spec = yaml.safe_load((root / "benchmarks" / "findings.yaml").read_text())
-    claims = yaml.safe_load((root / spec["published"]).read_text())
+    spec = read_yaml(root / "benchmarks" / "findings.yaml")
+    claims = read_yaml(root / spec["published"])
     found = readings(root, spec) if found is None else found
     generated = blocks(root, found, claims, spec)
     files = {root / "benchmarks" / "findings.csv": csv_text(csv_rows(found, claims, spec))}
@@ -341,7 +341,7 @@ def generate(root: Path, found: dict[str, list[Reading]] | None = None) -> dict[
 
 
 def main(root: Path) -> None:
-    found = readings(root, yaml.safe_load((root / "benchmarks" / "findings.yaml").read_text()))
+    found = readings(root, read_yaml(root / "benchmarks" / "findings.yaml"))
     for path, text in generate(root, found).items():
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
@@ -351,4 +351,5 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(__file__).resolve().parents[2])
+    with user_errors():
+        main(Path(__file__).resolve().parents[2])

@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig
 
 from src.runtime.errors import AdvPurifyError
+from src.runtime.yamlfiles import read_yaml
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -48,13 +49,5 @@ def composed(config: str, overrides: Sequence[str]) -> DictConfig:
 def require_readable_conf(folder: Path = CONF_DIR) -> None:
     """Refuse, before Hydra composes anything, a conf/ file that is not YAML: Hydra would stop
     with a parser's traceback from deep inside its loader."""
-    import yaml
-
     for path in sorted(folder.rglob("*.yaml")):
-        try:
-            yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise AdvPurifyError(f"{path}{where} is not valid YAML ({problem}): fix that file") from None
+        read_yaml(path)
