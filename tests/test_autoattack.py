@@ -110,3 +110,9 @@ def test_autoattack_is_one_eval_row_per_eps_with_its_seconds(trained, tmp_path):
 def test_bad_autoattack_settings_are_refused_when_built(settings, message):
     with pytest.raises(AdvPurifyError, match=message):
         AutoAttack(name="autoattack", eps=0.1, **settings)
+
+
+@pytest.mark.parametrize("key", ["max_iter", "restarts"])
+def test_a_cheaper_subset_needs_a_whole_count(key):
+    with pytest.raises(AdvPurifyError, match=rf"attack\.{key}=0: it must be a whole number >= 1"):
+        AutoAttack.check_settings({"version": "custom", "attacks": ["apgd-ce"], key: 0}, "attack")
