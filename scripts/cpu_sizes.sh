@@ -5,5 +5,6 @@ cpu_size() {
     vqunet) echo "defense.width=16 defense.lr=0.001" ;;
     cyclegan*) echo "defense.width=16 defense.disc_width=16" ;;
     sfl_vae | defense_vae) echo "defense.latent_dim=128" ;;
+    defense_gan) echo "defense.width=32 defense.critic_width=32 defense.restarts=2 defense.steps=50" ;;
   esac
 }

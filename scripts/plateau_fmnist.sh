@@ -5,11 +5,14 @@
 # PGD under the adaptive pipeline threat; AutoAttack (APGD-CE + APGD-T) through the pipeline; and
 # attacks the purifier never trained on (CW, DeepFool under L2, APGD-T). Rows land in $RESULTS.
 # Knobs (environment): DEFENSE, NAME (the model's own name), EXTRA (overrides, e.g.
-# "defense.train_inputs=clean"), MAX_EPOCHS (the ceiling), PATIENCE, TRAIN_LIMIT, N_CLEAN, N, N_PIPE,
-# N_AA, SEED, RESULTS, MIN_DELTA; CKPT attacks that checkpoint instead (an epoch's snapshot) and
-# trains nothing; RETRAIN=1 first retrains the target on the purifier's outputs (TARGET_EPOCHS on
-# TARGET_LIMIT images, as the dissertation does for VQUNet and Defense-VAE) and attacks that one.
-# Rerunning skips what is done (published models, finished cells).
+# "defense.train_inputs=clean"), MAX_EPOCHS (the ceiling), PATIENCE, TRAIN_LIMIT, VAL_LIMIT
+# (unset: the whole split), N_CLEAN, N, N_PIPE, N_AA, SEED, RESULTS, MIN_DELTA; ATTACKS and EPS
+# (the classifier-threat grid), PIPE (overrides for the pipeline cells, e.g.
+# "threat.eot_samples=1"), AA (the AutoAttack overrides); CKPT attacks that checkpoint instead (an
+# epoch's snapshot) and trains nothing; RETRAIN=1 first retrains the target on the purifier's
+# outputs (TARGET_EPOCHS on TARGET_LIMIT images, as the dissertation does for VQUNet and
+# Defense-VAE) and attacks that one. Rerunning skips what is done (published models, finished
+# cells).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -24,11 +27,15 @@ N=${N:-1000}
 N_PIPE=${N_PIPE:-200}
 N_AA=${N_AA:-100}
 SEED=${SEED:-0}
+ATTACKS=${ATTACKS:-fgsm bim pgd cw}
+EPS=${EPS:-[0.1,0.2,0.3]}
 RETRAIN=${RETRAIN:-0}
 TARGET_EPOCHS=${TARGET_EPOCHS:-6}   # the epochs the original target trained for (experiment=demo)
 TARGET_LIMIT=${TARGET_LIMIT:-$TRAIN_LIMIT}
 RESULTS=${RESULTS:-results/plateau}
 read -r -a extra <<<"${EXTRA:-}"
+read -r -a pipe <<<"${PIPE:-}"
+read -r -a aa <<<"${AA:-attack.version=custom attack.attacks=[apgd-ce,apgd-t]}"
 source scripts/cpu_sizes.sh
 common=(data=fmnist data.image_size=32 classifier=fmnist_a logger=csv "seed=$SEED")
 model=("${common[@]}" "defense=$DEFENSE" "defense.name=$NAME" $(cpu_size "$DEFENSE") "${extra[@]}")
@@ -41,7 +48,7 @@ resume=$(ls checkpoints/runs/fmnist/"$NAME"-*/last.ckpt >/dev/null 2>&1 && echo 
   "callbacks.snapshots.dirpath=checkpoints/snapshots/fmnist/$NAME$suffix" \
   "callbacks.early_stopping.patience=$PATIENCE" "callbacks.early_stopping.min_delta=$MIN_DELTA" \
   "trainer.max_epochs=$MAX_EPOCHS" \
-  "data.module.train_limit=$TRAIN_LIMIT"
+  "data.module.train_limit=$TRAIN_LIMIT" ${VAL_LIMIT:+"data.module.val_limit=$VAL_LIMIT"}
 ckpt="defense_ckpt=${CKPT:-checkpoints/fmnist/32px/$NAME$suffix.ckpt}"
 retrained=false
 if [ "$RETRAIN" = 1 ]; then
@@ -51,10 +58,9 @@ if [ "$RETRAIN" = 1 ]; then
 fi
 eval() { $PY -m src.eval "${model[@]}" "$ckpt" "retrained=$retrained" "paths.results_dir=$RESULTS" "$@"; }
 eval attack=fgsm threat=classifier "eval.n=$N_CLEAN" "eval.eps=[0]"
-for attack in fgsm bim pgd cw; do
-  eval "attack=$attack" threat=classifier "eval.n=$N" "eval.eps=[0.1,0.2,0.3]"
+for attack in $ATTACKS; do
+  eval "attack=$attack" threat=classifier "eval.n=$N" "eval.eps=$EPS"
 done
-eval attack=pgd threat=pipeline "eval.n=$N_PIPE" "eval.eps=[0.1,0.2,0.3]"
-eval attack=autoattack threat=pipeline attack.version=custom "attack.attacks=[apgd-ce,apgd-t]" \
-  "eval.n=$N_AA" "eval.eps=[0.1,0.3]"
+eval attack=pgd threat=pipeline "${pipe[@]}" "eval.n=$N_PIPE" "eval.eps=$EPS"
+eval attack=autoattack threat=pipeline "${pipe[@]}" "${aa[@]}" "eval.n=$N_AA" "eval.eps=[0.1,0.3]"
 eval attack=deepfool threat=classifier "eval.n=$N" "eval.eps=[1.0,2.0,3.0]"
