@@ -278,8 +278,9 @@ def curves(found: list[Reading], data: str, path: Path) -> None:
             ys = ([clean.accuracy] if clean else []) + [c.accuracy for _, c in points if c]
             if len(xs) > 1:
                 label = f"{r.defense} ({r.reading})" if threat == "classifier" else None
+                marker = "os^D"[i // 10 % 4]  # tab10's colours repeat past ten readings; the marker does not
                 ax.plot(
-                    xs, [100 * y for y in ys], style, marker="o", ms=3, color=colours(i % 10), label=label
+                    xs, [100 * y for y in ys], style, marker=marker, ms=3, color=colours(i % 10), label=label
                 )
     ax.set_xlabel("eps (L-inf, pixels in [0, 1])")
     ax.set_ylabel("accuracy (%)")
@@ -288,7 +289,7 @@ def curves(found: list[Reading], data: str, path: Path) -> None:
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})  # the legend sits outside
     plt.close(fig)
 
 
