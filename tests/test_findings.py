@@ -84,25 +84,3 @@ def test_a_spec_that_is_not_yaml_is_refused_with_its_line(tmp_path):
     (tmp_path / "benchmarks" / "findings.yaml").write_text("published: x\nverdict: no: colon here\n")
     with pytest.raises(AdvPurifyError, match=r"findings\.yaml line 2 is not valid YAML .*fix that file"):
         findings.generate(tmp_path)
-
-
-def test_an_entry_names_the_adaptive_threat_it_could_afford(tmp_path):
-    """A reading attacked with a cheaper adaptive variant shows those rows under its own name,
-    and none of the default threat's."""
-    spec = read_yaml(ROOT / "benchmarks" / "findings.yaml")
-    entry = next(e for e in spec["datasets"]["fmnist"] if e["defense"] != "none")
-    source = ROOT / entry["source"]
-    copy = tmp_path / entry["source"]
-    copy.parent.mkdir(parents=True)
-    text = source.read_text().replace(",pipeline,", ",pipeline[eot_samples=1],")
-    copy.write_text(text)
-    default = findings.readings(tmp_path, {"datasets": {"fmnist": [entry]}})["fmnist"][0]
-    assert default.cell("pipeline", "pgd", 0.1) is None
-    variant = {**entry, "adaptive": "pipeline[eot_samples=1]"}
-    reading = findings.readings(tmp_path, {"datasets": {"fmnist": [variant]}})["fmnist"][0]
-    expected = findings.readings(ROOT, {"datasets": {"fmnist": [entry]}})["fmnist"][0]
-    cell, measured = reading.cell(reading.adaptive, "pgd", 0.1), expected.cell("pipeline", "pgd", 0.1)
-    assert (cell.threat, cell.n, cell.accuracy) == ("pipeline[eot_samples=1]", measured.n, measured.accuracy)
-    rows = findings.csv_rows({"fmnist": [reading]}, read_yaml(ROOT / spec["published"]), spec)
-    assert "pipeline[eot_samples=1]" in {r["threat"] for r in rows}
-    assert "pipeline" not in {r["threat"] for r in rows}

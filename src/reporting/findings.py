@@ -66,8 +66,7 @@ class Reading:
     source: str
     clean_rows: list[dict[str, str]]
     clean_source: str
-    adaptive: str  # the threat that sees the purifier: `pipeline` (the target alone: `classifier`),
-    # or the variant the entry names where that is what was affordable (`pipeline[eot_samples=1]`)
+    adaptive: str  # the threat that sees the purifier: `pipeline` (the target alone: `classifier`)
     decision: str  # whose accuracy: the target's on the purified input (""), or a defense's own
     # decision column prefix (`bayes`: a voting defense's Bayesian update, `vote`: its majority)
 
@@ -139,7 +138,7 @@ def readings(root: Path, spec: dict[str, Any], group: str = "datasets") -> dict[
                     entry["source"],
                     clean_rows,
                     clean_source,
-                    entry.get("adaptive", "classifier" if entry["defense"] == "none" else "pipeline"),
+                    "classifier" if entry["defense"] == "none" else "pipeline",
                     entry.get("decision", ""),
                 )
             )
@@ -229,7 +228,7 @@ def csv_rows(
         for r in entries:
             clean_pub, claim = published(claims, data, r.defense)
             cells = [r.clean()]
-            for threat in dict.fromkeys(("classifier", r.adaptive)):
+            for threat in ("classifier", "pipeline"):
                 for attack in sorted({row["attack"] for row in r.rows if row["threat"] == threat}):
                     for eps in sorted({float(row["eps"]) for row in r.rows if row["threat"] == threat}):
                         if eps > 0:
