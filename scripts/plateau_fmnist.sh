@@ -3,12 +3,16 @@
 # val/recon, every epoch's model kept), then its final model attacked: the clean row on the whole
 # test set; FGSM, BIM, PGD and CW at eps 0.1/0.2/0.3 under the dissertation's (classifier) threat;
 # PGD under the adaptive pipeline threat; AutoAttack (APGD-CE + APGD-T) through the pipeline; and
-# attacks the purifier never trained on (CW, DeepFool under L2, APGD-T). Rows land in $RESULTS.
+# attacks the purifier never trained on (CW, DeepFool under L2, APGD-T, and PGD crafted on DenseNets
+# the attacker trained itself: the transfer threat). Rows land in $RESULTS.
 # Knobs (environment): DEFENSE, NAME (the model's own name), EXTRA (overrides, e.g.
 # "defense.train_inputs=clean"), MAX_EPOCHS (the ceiling), PATIENCE, TRAIN_LIMIT, VAL_LIMIT
 # (unset: the whole split), N_CLEAN, N, N_PIPE, N_AA, SEED, RESULTS, MIN_DELTA; ATTACKS and EPS
 # (the classifier-threat grid), PIPE (overrides for the pipeline cells, e.g.
-# "threat.eot_samples=1"), AA (the AutoAttack overrides); CKPT attacks that checkpoint instead (an
+# "threat.eot_samples=1"), AA (the AutoAttack overrides); CELLS picks which groups of cells run
+# (default all: clean classifier pipeline autoattack deepfool transfer); SURROGATES are the models the
+# transfer cells craft on (trained first where missing, SURROGATE_EPOCHS on SURROGATE_LIMIT clean
+# images); CKPT attacks that checkpoint instead (an
 # epoch's snapshot) and trains nothing; RETRAIN=1 first retrains the target on the purifier's
 # outputs (TARGET_EPOCHS on TARGET_LIMIT images, as the dissertation does for VQUNet and
 # Defense-VAE) and attacks that one. Rerunning skips what is done (published models, finished
@@ -29,6 +33,10 @@ N_AA=${N_AA:-100}
 SEED=${SEED:-0}
 ATTACKS=${ATTACKS:-fgsm bim pgd cw}
 EPS=${EPS:-[0.1,0.2,0.3]}
+CELLS=${CELLS:-clean classifier pipeline autoattack deepfool transfer}
+SURROGATES=${SURROGATES:-densenet50_12 densenet50_24 densenet100_12}   # conf/threat/transfer.yaml's DenseNets
+SURROGATE_EPOCHS=${SURROGATE_EPOCHS:-2}
+SURROGATE_LIMIT=${SURROGATE_LIMIT:-$TRAIN_LIMIT}
 RETRAIN=${RETRAIN:-0}
 TARGET_EPOCHS=${TARGET_EPOCHS:-6}   # the epochs the original target trained for (experiment=demo)
 TARGET_LIMIT=${TARGET_LIMIT:-$TRAIN_LIMIT}
@@ -57,10 +65,21 @@ if [ "$RETRAIN" = 1 ]; then
     task=retrain "trainer.max_epochs=$TARGET_EPOCHS" "data.module.train_limit=$TARGET_LIMIT"
 fi
 eval() { $PY -m src.eval "${model[@]}" "$ckpt" "retrained=$retrained" "paths.results_dir=$RESULTS" "$@"; }
-eval attack=fgsm threat=classifier "eval.n=$N_CLEAN" "eval.eps=[0]"
-for attack in $ATTACKS; do
-  eval "attack=$attack" threat=classifier "eval.n=$N" "eval.eps=$EPS"
-done
-eval attack=pgd threat=pipeline "${pipe[@]}" "eval.n=$N_PIPE" "eval.eps=$EPS"
-eval attack=autoattack threat=pipeline "${pipe[@]}" "${aa[@]}" "eval.n=$N_AA" "eval.eps=[0.1,0.3]"
-eval attack=deepfool threat=classifier "eval.n=$N" "eval.eps=[1.0,2.0,3.0]"
+wants() { [[ " $CELLS " == *" $1 "* ]]; }
+! wants clean || eval attack=fgsm threat=classifier "eval.n=$N_CLEAN" "eval.eps=[0]"
+if wants classifier; then
+  for attack in $ATTACKS; do
+    eval "attack=$attack" threat=classifier "eval.n=$N" "eval.eps=$EPS"
+  done
+fi
+! wants pipeline || eval attack=pgd threat=pipeline "${pipe[@]}" "eval.n=$N_PIPE" "eval.eps=$EPS"
+! wants autoattack || eval attack=autoattack threat=pipeline "${pipe[@]}" "${aa[@]}" "eval.n=$N_AA" "eval.eps=[0.1,0.3]"
+! wants deepfool || eval attack=deepfool threat=classifier "eval.n=$N" "eval.eps=[1.0,2.0,3.0]"
+if wants transfer; then
+  for surrogate in $SURROGATES; do
+    [ -f "checkpoints/fmnist/32px/$surrogate.ckpt" ] || $PY -m src.train data=fmnist data.image_size=32 \
+      "classifier=$surrogate" logger=csv "trainer.max_epochs=$SURROGATE_EPOCHS" \
+      "data.module.train_limit=$SURROGATE_LIMIT"
+  done
+  eval attack=pgd threat=transfer "threat.surrogates=[${SURROGATES// /,}]" "eval.n=$N" "eval.eps=$EPS"
+fi

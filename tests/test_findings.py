@@ -84,3 +84,22 @@ def test_a_spec_that_is_not_yaml_is_refused_with_its_line(tmp_path):
     (tmp_path / "benchmarks" / "findings.yaml").write_text("published: x\nverdict: no: colon here\n")
     with pytest.raises(AdvPurifyError, match=r"findings\.yaml line 2 is not valid YAML .*fix that file"):
         findings.generate(tmp_path)
+
+
+def test_two_seeds_show_their_mean_and_half_their_range(tmp_path):
+    """A cell measured twice is the mean of each seed's latest row, ± half the range they span."""
+    header = "data,defense,classifier,attack,threat,eps,n,purified_clean_acc,adv_acc,seed"
+    rows = [
+        "fmnist,d,t,pgd,classifier,0.1,100,0.9,0.20,0",
+        "fmnist,d,t,pgd,classifier,0.1,100,0.9,0.50,0",  # seed 0 measured again: this row wins
+        "fmnist,d,t,pgd,classifier,0.1,100,0.8,0.70,1",
+    ]
+    (tmp_path / "rows.csv").write_text("\n".join([header, *rows]) + "\n")
+    entry = {"defense": "d", "reading": "r", "size": "s", "verdict": "", "source": "rows.csv", "rows": "d"}
+    reading = findings.readings(tmp_path, {"datasets": {"fmnist": [{**entry, "classifier": "t"}]}})["fmnist"][
+        0
+    ]
+    cell = reading.cell("classifier", "pgd", 0.1)
+    assert (cell.seeds, cell.accuracy, cell.spread) == (2, pytest.approx(0.6), pytest.approx(0.1))
+    assert findings.pair([cell]) == "60.0 ± 10.0 (n=100, 2 seeds)"
+    assert findings.percent(reading.cell("classifier", "pgd", 0.1)) == "60.0 ± 10.0"

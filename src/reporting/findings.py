@@ -32,6 +32,8 @@ CSV_COLUMNS = (
     "eps",
     "n",
     "accuracy",
+    "seeds",
+    "spread",
     "published",
     "source",
 )
@@ -42,7 +44,9 @@ MARKER = re.compile(
 
 @dataclass(frozen=True)
 class Cell:
-    """One measured number: the mean over the seeds measured of the latest row per seed."""
+    """One measured number: the mean over the seeds measured of the latest row per seed, and
+    half the range they span (0 for one seed), so a difference between two readings can be read
+    against how far one reading moves when only its seed changes."""
 
     threat: str
     attack: str
@@ -50,7 +54,13 @@ class Cell:
     n: int
     accuracy: float
     seeds: int
+    spread: float
     source: str
+
+    @staticmethod
+    def over_seeds(threat: str, attack: str, eps: float, n: int, values: list[float], source: str) -> Cell:
+        spread = (max(values) - min(values)) / 2
+        return Cell(threat, attack, eps, n, statistics.fmean(values), len(values), spread, source)
 
 
 @dataclass
@@ -87,15 +97,8 @@ class Reading:
         if not latest:
             return None
         chosen = list(latest.values())
-        return Cell(
-            threat,
-            attack,
-            eps,
-            int(chosen[0]["n"]),
-            statistics.fmean(float(r[self.adv_column]) for r in chosen),
-            len(chosen),
-            self.source,
-        )
+        values = [float(r[self.adv_column]) for r in chosen]
+        return Cell.over_seeds(threat, attack, eps, int(chosen[0]["n"]), values, self.source)
 
     def clean(self) -> Cell | None:
         """Accuracy through the purifier on clean images, over the most images measured."""
@@ -105,7 +108,7 @@ class Reading:
         n = max(int(r["n"]) for r in rows)
         latest = {r["seed"]: r for r in rows if int(r["n"]) == n}
         values = [float(r[self.clean_column]) for r in latest.values()]
-        return Cell("clean", "none", 0.0, n, statistics.fmean(values), len(values), self.clean_source)
+        return Cell.over_seeds("clean", "none", 0.0, n, values, self.clean_source)
 
 
 def rows_of(root: Path, source: str, defense: str, classifier: str) -> list[dict[str, str]]:
@@ -159,7 +162,11 @@ def published(claims: dict[str, Any], data: str, defense: str) -> tuple[float | 
 
 
 def percent(cell: Cell | None) -> str:
-    return "-" if cell is None else f"{100 * cell.accuracy:.1f}"
+    """An accuracy in %, with +- half its range over seeds where more than one was measured."""
+    if cell is None:
+        return "-"
+    spread = f" ± {100 * cell.spread:.1f}" if cell.seeds > 1 else ""
+    return f"{100 * cell.accuracy:.1f}{spread}"
 
 
 def pair(cells: list[Cell | None]) -> str:
@@ -191,7 +198,7 @@ def table(data: str, found: list[Reading], claims: dict[str, Any], spec: dict[st
         lines.append(
             f"| {r.defense} | {r.reading} | {r.size} | "
             f"{'-' if clean_pub is None else f'{100 * clean_pub:.2f}'} | {claim or '-'} | "
-            f"{percent(clean)}{'' if clean is None else f' (n={clean.n})'} | {pair(oblivious)} | "
+            f"{'-' if clean is None else pair([clean])} | {pair(oblivious)} | "
             f"{pair(adaptive)} | {pair([aa])} | {r.verdict} |"
         )
     return "\n".join(lines) + "\n"
@@ -206,15 +213,15 @@ def grid(found: list[Reading]) -> str:
         budgets = sorted({float(row["eps"]) for row in r.rows if float(row["eps"]) > 0})
         clean = r.clean()
         lines += [
-            f"{r.defense}, {r.reading} ({r.size}); clean {percent(clean)}"
-            + ("" if clean is None else f" (n={clean.n})"),
+            f"{r.defense}, {r.reading} ({r.size}); clean {'-' if clean is None else pair([clean])}",
             "",
             "| threat | attack | n | " + " | ".join(f"eps {e:g}" for e in budgets) + " |",
             "|---|---|---|" + "---|" * len(budgets),
         ]
         for threat, attack in cells:
             row = [r.cell(threat, attack, e) for e in budgets]
-            n = next(c.n for c in row if c is not None)
+            first = next(c for c in row if c is not None)
+            n = f"{first.n}" + (f", {first.seeds} seeds" if first.seeds > 1 else "")
             lines.append(f"| {threat} | {attack} | {n} | " + " | ".join(percent(c) for c in row) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -228,7 +235,7 @@ def csv_rows(
         for r in entries:
             clean_pub, claim = published(claims, data, r.defense)
             cells = [r.clean()]
-            for threat in ("classifier", "pipeline"):
+            for threat in ("classifier", "pipeline", "transfer"):
                 for attack in sorted({row["attack"] for row in r.rows if row["threat"] == threat}):
                     for eps in sorted({float(row["eps"]) for row in r.rows if row["threat"] == threat}):
                         if eps > 0:
@@ -250,6 +257,8 @@ def csv_rows(
                         "eps": f"{c.eps:g}",
                         "n": c.n,
                         "accuracy": f"{c.accuracy:.4f}",
+                        "seeds": c.seeds,
+                        "spread": f"{c.spread:.4f}",
                         "published": pub,
                         "source": c.source,
                     }
