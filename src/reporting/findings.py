@@ -37,6 +37,7 @@ CSV_COLUMNS = (
     "published",
     "source",
 )
+CSV_THREATS = ("classifier", "pipeline", "transfer")
 MARKER = re.compile(
     r"(<!-- findings:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /findings:(?P=name) -->)", re.S
 )
@@ -227,6 +228,13 @@ def grid(found: list[Reading]) -> str:
     return "\n".join(lines)
 
 
+def threats_of(rows: list[dict[str, str]]) -> list[str]:
+    """The threats findings.csv keeps, each with its variants (`pipeline[eot_samples=1]`), in
+    CSV_THREATS' order."""
+    kept = {row["threat"] for row in rows if base_name(row["threat"]) in CSV_THREATS}
+    return sorted(kept, key=lambda t: (CSV_THREATS.index(base_name(t)), t))
+
+
 def csv_rows(
     found: dict[str, list[Reading]], claims: dict[str, Any], spec: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -235,7 +243,7 @@ def csv_rows(
         for r in entries:
             clean_pub, claim = published(claims, data, r.defense)
             cells = [r.clean()]
-            for threat in ("classifier", "pipeline", "transfer"):
+            for threat in threats_of(r.rows):
                 for attack in sorted({row["attack"] for row in r.rows if row["threat"] == threat}):
                     for eps in sorted({float(row["eps"]) for row in r.rows if row["threat"] == threat}):
                         if eps > 0:
