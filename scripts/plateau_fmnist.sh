@@ -12,7 +12,7 @@
 # "threat.eot_samples=1"), AA (the AutoAttack overrides); CELLS picks which groups of cells run
 # (default all: clean classifier pipeline autoattack deepfool transfer); SURROGATES are the models the
 # transfer cells craft on, round robin (trained first where missing: SURROGATE_EPOCHS on
-# SURROGATE_LIMIT clean images), on N_TRANSFER images; CKPT attacks that checkpoint instead (an
+# SURROGATE_LIMIT clean images), with each of TRANSFER_ATTACKS on N_TRANSFER images; CKPT attacks that checkpoint instead (an
 # epoch's snapshot) and trains nothing; RETRAIN=1 first retrains the target on the purifier's
 # outputs (TARGET_EPOCHS on TARGET_LIMIT images, as the dissertation does for VQUNet and
 # Defense-VAE) and attacks that one. Rerunning skips what is done (published models, finished
@@ -40,6 +40,8 @@ SURROGATES=${SURROGATES:-densenet50_12}
 SURROGATE_EPOCHS=${SURROGATE_EPOCHS:-6}   # 2 epochs on 10k left densenet50_12 at 74% clean, a weak attacker
 SURROGATE_LIMIT=${SURROGATE_LIMIT:-$TRAIN_LIMIT}
 N_TRANSFER=${N_TRANSFER:-500}
+# PGD's 40 small steps fit the surrogate closely and transfer least; FGSM's one step transfers most
+TRANSFER_ATTACKS=${TRANSFER_ATTACKS:-pgd bim fgsm}
 RETRAIN=${RETRAIN:-0}
 TARGET_EPOCHS=${TARGET_EPOCHS:-6}   # the epochs the original target trained for (experiment=demo)
 TARGET_LIMIT=${TARGET_LIMIT:-$TRAIN_LIMIT}
@@ -85,6 +87,8 @@ if wants transfer; then
       "data.module.train_limit=$SURROGATE_LIMIT" data.module.val_limit=1000
   done
   # crafted once on the surrogates, kept by content: every purifier's transfer cell reuses them
-  eval attack=pgd threat=transfer "threat.surrogates=[${SURROGATES// /,}]" "eval.n=$N_TRANSFER" \
-    "eval.eps=[0.1,0.3]" paths.crafted_dir=checkpoints/crafted eval.part_size=250
+  for attack in $TRANSFER_ATTACKS; do
+    eval "attack=$attack" threat=transfer "threat.surrogates=[${SURROGATES// /,}]" "eval.n=$N_TRANSFER" \
+      "eval.eps=[0.1,0.3]" paths.crafted_dir=checkpoints/crafted eval.part_size=250
+  done
 fi
