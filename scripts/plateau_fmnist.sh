@@ -3,17 +3,17 @@
 # val/recon, every epoch's model kept), then its final model attacked: the clean row on the whole
 # test set; FGSM, BIM, PGD and CW at eps 0.1/0.2/0.3 under the dissertation's (classifier) threat;
 # PGD under the adaptive pipeline threat; AutoAttack (APGD-CE + APGD-T) through the pipeline; and
-# attacks the purifier never trained on (CW, DeepFool under L2, APGD-T, and PGD crafted on DenseNets
-# the attacker trained itself: the transfer threat). Rows land in $RESULTS.
+# attacks the purifier never trained on (CW, DeepFool under L2, APGD-T, and PGD, BIM and FGSM crafted
+# on a DenseNet the attacker trained itself: the transfer threat). Rows land in $RESULTS.
 # Knobs (environment): DEFENSE, NAME (the model's own name), EXTRA (overrides, e.g.
 # "defense.train_inputs=clean"), MAX_EPOCHS (the ceiling), PATIENCE, TRAIN_LIMIT, VAL_LIMIT
 # (unset: the whole split), N_CLEAN, N, N_PIPE, N_AA, SEED, RESULTS, MIN_DELTA; ATTACKS and EPS
 # (the classifier-threat grid), PIPE (overrides for the pipeline cells, e.g.
 # "threat.eot_samples=1"), AA (the AutoAttack overrides); CELLS picks which groups of cells run
-# (default all: clean classifier pipeline autoattack deepfool transfer); SURROGATES are the models the
-# transfer cells craft on, round robin (trained first where missing: SURROGATE_EPOCHS on
-# SURROGATE_LIMIT clean images), with each of TRANSFER_ATTACKS on N_TRANSFER images; CKPT attacks that checkpoint instead (an
-# epoch's snapshot) and trains nothing; RETRAIN=1 first retrains the target on the purifier's
+# (default all: clean classifier pipeline autoattack deepfool transfer); SURROGATES are the models
+# the transfer cells craft on, round robin (trained first where missing: SURROGATE_EPOCHS on
+# SURROGATE_LIMIT clean images), with each of TRANSFER_ATTACKS on N_TRANSFER images; CKPT attacks
+# that checkpoint instead (an epoch's snapshot) and trains nothing; RETRAIN=1 first retrains the target on the purifier's
 # outputs (TARGET_EPOCHS on TARGET_LIMIT images, as the dissertation does for VQUNet and
 # Defense-VAE) and attacks that one. Rerunning skips what is done (published models, finished
 # cells).
