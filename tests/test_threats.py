@@ -308,3 +308,34 @@ def test_a_crafting_in_parts_stopped_at_its_deadline_goes_on_to_the_images_of_on
     assert len(attacked) == 4 and len(list(folder.glob("*.pt"))) == 1
     assert torch.equal(run(folder), uninterrupted) and len(attacked) == 6  # only the other two
     assert torch.equal(run(None, deadline=0.0), uninterrupted)  # in memory: no stop, none kept
+
+
+def test_transferred_images_are_crafted_once_whatever_target_scores_them(tmp_path, attacked):
+    """Under `transfer` every image is crafted on the surrogates, so a target retrained on a
+    purifier's outputs is scored on the very images the original target was: one crafting."""
+    from src.defenses.base import DefendedClassifier
+    from src.defenses.none import NoDefense
+    from src.evaluation.crafted import Store
+    from src.evaluation.crafting import Crafter
+    from src.evaluation.scoring import Loaded, measure
+
+    cfg, x, y, (original, retrained, surrogate) = linear_models(tmp_path, 32, 3)
+    crafter = Crafter(cfg.attack, [0.1], oblivious=True, store=Store())
+    images = []
+    for name, target in (("fmnist_a", original), ("fmnist_a+vqunet", retrained)):
+        defense = NoDefense()
+        loaded = Loaded(
+            target, defense, DefendedClassifier(target, defense), x, y, [(surrogate, torch.arange(32))]
+        )
+        base = {
+            "data": "fmnist",
+            "defense": "vqunet",
+            "classifier": name,
+            "attack": "pgd",
+            "threat": "transfer",
+        }
+        scores = {"clean_acc": 1.0, "purified_clean_acc": 1.0, "clean_recon_l1_255": 0.0}
+        base |= {"n": 32, "seed": 0, "commit": "", "fingerprint": "", "models": ""} | scores
+        images.append(measure(loaded, crafter, 0.1, base, 32, 3)[1])
+    assert attacked == [surrogate]
+    assert torch.equal(images[0], images[1])

@@ -89,13 +89,30 @@ def clean_scores(loaded: Loaded, batch: int, seed: int, data: str, name: str) ->
     }
 
 
+def crafted_on(loaded: Loaded, scored: str) -> str:
+    """What an oblivious crafting's images depend on in place of the scored classifier: the
+    models its parts attack, the scored one by its row's name. Under `transfer` (every image
+    crafted on surrogates) a retrained target then draws the random starts the original does and
+    reuses its crafting; a `classifier`-threat cell keeps the seed it always had."""
+    names = [
+        scored
+        if model is loaded.classifier
+        else str((getattr(model, "hparams", None) or {}).get("name", "")) or type(model).__name__
+        for model, _ in loaded.parts
+    ]
+    return "+".join(dict.fromkeys(names))
+
+
 def measure(
     loaded: Loaded, crafter: Crafter, eps: float, base: dict[str, Any], batch: int, iterations: int
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """One (attack, eps) cell: its results row and the adversarial images."""
     x, y = loaded.x, loaded.y
     ignored = ("eps", "defense") if crafter.oblivious else ("eps",)  # what the images do not depend on
-    seed = cell_seed(base["seed"], *(base[k] for k in KEY if k not in ignored))
+    key = {k: base[k] for k in KEY if k not in ignored}
+    if crafter.oblivious:
+        key["classifier"] = crafted_on(loaded, base["classifier"])
+    seed = cell_seed(base["seed"], *key.values())
     x_adv, seconds = crafter(loaded.parts, x, y, eps, seed)
     torch.manual_seed(cell_seed(seed, eps, "scores"))
     delta = (x_adv - x).flatten(1)
