@@ -13,9 +13,9 @@
 # (default all: clean classifier pipeline autoattack deepfool transfer); SURROGATES are the models
 # the transfer cells craft on, round robin (trained first where missing: SURROGATE_EPOCHS on
 # SURROGATE_LIMIT clean images), with each of TRANSFER_ATTACKS on N_TRANSFER images; CKPT attacks
-# that checkpoint instead (an epoch's snapshot) and trains nothing; RETRAIN=1 first retrains the target on the purifier's
-# outputs (TARGET_EPOCHS on TARGET_LIMIT images, as the dissertation does for VQUNet and
-# Defense-VAE) and attacks that one. Rerunning skips what is done (published models, finished
+# that checkpoint instead (an epoch's snapshot) and trains nothing; RETRAIN=1 first retrains the
+# target on the purifier's outputs (TARGET_EPOCHS on TARGET_LIMIT images, as the dissertation does
+# for VQUNet and Defense-VAE) and attacks that one. Rerunning skips what is done (published models, finished
 # cells).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,11 @@ SURROGATE_LIMIT=${SURROGATE_LIMIT:-$TRAIN_LIMIT}
 N_TRANSFER=${N_TRANSFER:-500}
 # PGD's 40 small steps fit the surrogate closely and transfer least; FGSM's one step transfers most
 TRANSFER_ATTACKS=${TRANSFER_ATTACKS:-pgd bim fgsm}
+for cell in $CELLS; do
+  case $cell in clean | classifier | pipeline | autoattack | deepfool | transfer) ;;
+  *) echo "CELLS has '$cell': choose from clean classifier pipeline autoattack deepfool transfer" >&2; exit 2 ;;
+  esac
+done
 RETRAIN=${RETRAIN:-0}
 TARGET_EPOCHS=${TARGET_EPOCHS:-6}   # the epochs the original target trained for (experiment=demo)
 TARGET_LIMIT=${TARGET_LIMIT:-$TRAIN_LIMIT}

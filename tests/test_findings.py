@@ -96,9 +96,8 @@ def test_two_seeds_show_their_mean_and_half_their_range(tmp_path):
     ]
     (tmp_path / "rows.csv").write_text("\n".join([header, *rows]) + "\n")
     entry = {"defense": "d", "reading": "r", "size": "s", "verdict": "", "source": "rows.csv", "rows": "d"}
-    reading = findings.readings(tmp_path, {"datasets": {"fmnist": [{**entry, "classifier": "t"}]}})["fmnist"][
-        0
-    ]
+    spec = {"datasets": {"fmnist": [{**entry, "classifier": "t"}]}}
+    (reading,) = findings.readings(tmp_path, spec)["fmnist"]
     cell = reading.cell("classifier", "pgd", 0.1)
     assert (cell.seeds, cell.accuracy, cell.spread) == (2, pytest.approx(0.6), pytest.approx(0.1))
     assert findings.pair([cell]) == "60.0 ± 10.0 (n=100, 2 seeds)"

@@ -94,13 +94,13 @@ def crafted_on(loaded: Loaded, scored: str) -> str:
     models its parts attack, the scored one by its row's name. Under `transfer` (every image
     crafted on surrogates) a retrained target then draws the random starts the original does and
     reuses its crafting; a `classifier`-threat cell keeps the seed it always had."""
-    names = [
-        scored
-        if model is loaded.classifier
-        else str((getattr(model, "hparams", None) or {}).get("name", "")) or type(model).__name__
-        for model, _ in loaded.parts
-    ]
-    return "+".join(dict.fromkeys(names))
+
+    def name(model: nn.Module) -> str:
+        if model is loaded.classifier:
+            return scored
+        return str((getattr(model, "hparams", None) or {}).get("name") or type(model).__name__)
+
+    return "+".join(dict.fromkeys(name(model) for model, _ in loaded.parts))
 
 
 def measure(
