@@ -2,10 +2,11 @@
 
     python benchmarks/budget_curve.py results/budget_curve benchmarks/fmnist/budget_curve
 
-Reads the per-point results tables `scripts/budget_curve_fmnist.sh` writes (<results>/e<k>/),
-writes their rows together as one CSV, a markdown table and a figure into the output folder.
-One row per purifier, epoch count and threat: clean accuracy through the purifier, the mean
-per-pixel L1 of its reconstruction of clean images (0-1 scale) and accuracy under attack.
+Reads the per-point results tables (<results>/e<k>/) that `scripts/budget_curve_fmnist.sh` and
+`scripts/plateau_points_fmnist.sh` write, and writes their rows together as one CSV, a markdown
+table and a figure into the output folder. One row per purifier, epoch count, threat and eps:
+clean accuracy through the purifier, the mean per-pixel L1 of its reconstruction of clean images
+(0-1 scale) and accuracy under attack.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def points(results: Path) -> list[dict[str, object]]:
                     "adv_acc": float(row["adv_acc"]),
                 }
             )
-    return sorted(rows, key=lambda r: (r["defense"], r["threat"], r["epochs"]))
+    return sorted(rows, key=lambda r: (r["defense"], r["threat"], r["eps"], r["epochs"]))
 
 
 def table(rows: list[dict[str, object]]) -> str:
@@ -61,18 +62,18 @@ def figure(rows: list[dict[str, object]], path: Path) -> None:
     threats = sorted({r["threat"] for r in rows})
     fig, axes = plt.subplots(1, len(threats), figsize=(5.5 * len(threats), 4), squeeze=False)
     for ax, threat in zip(axes[0], threats, strict=True):
-        for defense in sorted({r["defense"] for r in rows}):
-            series = [r for r in rows if r["defense"] == defense and r["threat"] == threat]
-            ax.plot(
-                [r["recon_l1"] for r in series], [100 * r["adv_acc"] for r in series], "o-", label=defense
-            )
+        # one line per purifier and budget: points at different eps are not one curve
+        for defense, eps in sorted({(r["defense"], r["eps"]) for r in rows}):
+            series = [r for r in rows if (r["defense"], r["eps"], r["threat"]) == (defense, eps, threat)]
+            label = f"{defense}, eps {eps:g}"
+            ax.plot([r["recon_l1"] for r in series], [100 * r["adv_acc"] for r in series], "o-", label=label)
             for r in series:
                 ax.annotate(f"{r['epochs']}", (r["recon_l1"], 100 * r["adv_acc"]), fontsize=7)
         ax.set(
             xlabel="reconstruction L1 per pixel (clean, lower = more faithful)",
             ylabel="accuracy under attack (%)",
         )
-        attacks = sorted({f"{r['attack']} eps {r['eps']:g}" for r in rows})
+        attacks = sorted({r["attack"] for r in rows})
         ax.set_title(f"{', '.join(attacks)}, {threat} threat (labels: epochs)")
         ax.invert_xaxis()
         ax.legend(fontsize=7)
@@ -88,7 +89,8 @@ def main() -> None:
     rows = points(args.results)
     if not rows:
         raise SystemExit(
-            f"no rows under {args.results}/e*/results.csv: run scripts/budget_curve_fmnist.sh first"
+            f"no rows under {args.results}/e*/results.csv: "
+            "run scripts/budget_curve_fmnist.sh or scripts/plateau_points_fmnist.sh first"
         )
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "curve.csv", "w", newline="") as f:
