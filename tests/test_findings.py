@@ -102,3 +102,25 @@ def test_two_seeds_show_their_mean_and_half_their_range(tmp_path):
     assert (cell.seeds, cell.accuracy, cell.spread) == (2, pytest.approx(0.6), pytest.approx(0.1))
     assert findings.pair([cell]) == "60.0 ± 10.0 (n=100, 2 seeds)"
     assert findings.percent(reading.cell("classifier", "pgd", 0.1)) == "60.0 ± 10.0"
+
+
+def test_a_cell_whose_models_have_not_learned_shows_its_clean_accuracy_instead(tmp_path):
+    """Below `learned_clean` on the same images, an attacked number says nothing: the table
+    names the clean accuracy instead, and findings.csv leaves the cell out."""
+    header = "data,defense,classifier,attack,threat,eps,n,purified_clean_acc,adv_acc,seed"
+    rows = [
+        "fmnist,d,t,fgsm,classifier,0.0,1000,0.50,0.50,0",
+        "fmnist,d,t,pgd,classifier,0.1,100,0.12,0.11,0",
+        "fmnist,d,t,pgd,pipeline,0.1,100,0.40,0.20,0",
+    ]
+    (tmp_path / "rows.csv").write_text("\n".join([header, *rows]) + "\n")
+    entry = {"defense": "d", "reading": "r", "size": "s", "verdict": "", "source": "rows.csv", "rows": "d"}
+    spec = {"learned_clean": 0.3, "datasets": {"fmnist": [{**entry, "classifier": "t"}]}}
+    (reading,) = findings.readings(tmp_path, spec)["fmnist"]
+    oblivious, adaptive = reading.cell("classifier", "pgd", 0.1), reading.cell("pipeline", "pgd", 0.1)
+    assert findings.pair([oblivious]) == "not learned: clean 12.0 (n=100)"
+    assert findings.pair([adaptive]) == "20.0 (n=100)"
+    assert findings.percent(oblivious) == "not learned"
+    claims = {"clean": {}, "attacked": {}}
+    kept = findings.csv_rows({"fmnist": [reading]}, claims, {"claim_max_eps": {"fmnist": 0.3}})
+    assert [(r["threat"], r["accuracy"]) for r in kept] == [("clean", "0.5000"), ("pipeline", "0.2000")]

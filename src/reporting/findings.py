@@ -47,7 +47,10 @@ MARKER = re.compile(
 class Cell:
     """One measured number: the mean over the seeds measured of the latest row per seed, and
     half the range they span (0 for one seed), so a difference between two readings can be read
-    against how far one reading moves when only its seed changes."""
+    against how far one reading moves when only its seed changes. `clean` is the accuracy the
+    same models reach on the same images unattacked: below the spec's `learned_clean` the model
+    has not learned, and what an attack leaves of near-chance accuracy says nothing, so the
+    number is not shown."""
 
     threat: str
     attack: str
@@ -57,11 +60,26 @@ class Cell:
     seeds: int
     spread: float
     source: str
+    learned: bool = True
+    clean: float | None = None
 
     @staticmethod
-    def over_seeds(threat: str, attack: str, eps: float, n: int, values: list[float], source: str) -> Cell:
+    def over_seeds(
+        threat: str,
+        attack: str,
+        eps: float,
+        n: int,
+        values: list[float],
+        source: str,
+        clean: list[float] | None = None,
+        learned_clean: float = 0.0,
+    ) -> Cell:
         spread = (max(values) - min(values)) / 2
-        return Cell(threat, attack, eps, n, statistics.fmean(values), len(values), spread, source)
+        mean_clean = statistics.fmean(clean) if clean else None
+        learned = mean_clean is None or mean_clean >= learned_clean
+        return Cell(
+            threat, attack, eps, n, statistics.fmean(values), len(values), spread, source, learned, mean_clean
+        )
 
 
 @dataclass
@@ -80,6 +98,7 @@ class Reading:
     adaptive: str  # the threat that sees the purifier: `pipeline` (the target alone: `classifier`)
     decision: str  # whose accuracy: the target's on the purified input (""), or a defense's own
     # decision column prefix (`bayes`: a voting defense's Bayesian update, `vote`: its majority)
+    learned_clean: float = 0.0  # the clean accuracy below which an attacked cell is not shown
 
     @property
     def adv_column(self) -> str:
@@ -99,7 +118,9 @@ class Reading:
             return None
         chosen = list(latest.values())
         values = [float(r[self.adv_column]) for r in chosen]
-        return Cell.over_seeds(threat, attack, eps, int(chosen[0]["n"]), values, self.source)
+        clean = [float(r[self.clean_column]) for r in chosen if r.get(self.clean_column)]
+        n = int(chosen[0]["n"])
+        return Cell.over_seeds(threat, attack, eps, n, values, self.source, clean, self.learned_clean)
 
     def clean(self) -> Cell | None:
         """Accuracy through the purifier on clean images, over the most images measured."""
@@ -123,6 +144,7 @@ def readings(root: Path, spec: dict[str, Any], group: str = "datasets") -> dict[
     """The readings of each dataset (`datasets`), or of each question's table (`tables`: a
     name, its dataset, and its entries)."""
     found: dict[str, list[Reading]] = {}
+    learned_clean = float(spec.get("learned_clean", 0.0))
     for name, node in spec.get(group, {}).items():
         data, entries = (name, node) if group == "datasets" else (node["data"], node["entries"])
         for entry in entries:
@@ -144,6 +166,7 @@ def readings(root: Path, spec: dict[str, Any], group: str = "datasets") -> dict[
                     clean_source,
                     "classifier" if entry["defense"] == "none" else "pipeline",
                     entry.get("decision", ""),
+                    learned_clean,
                 )
             )
     return found
@@ -166,6 +189,8 @@ def percent(cell: Cell | None) -> str:
     """An accuracy in %, with +- half its range over seeds where more than one was measured."""
     if cell is None:
         return "-"
+    if not cell.learned:
+        return "not learned"
     spread = f" ± {100 * cell.spread:.1f}" if cell.seeds > 1 else ""
     return f"{100 * cell.accuracy:.1f}{spread}"
 
@@ -174,9 +199,13 @@ def pair(cells: list[Cell | None]) -> str:
     """Accuracies at the dataset's budgets, `a / b (n=...)`."""
     if all(c is None for c in cells):
         return "not run"
-    ns = sorted({c.n for c in cells if c is not None})
-    seeds = max(c.seeds for c in cells if c is not None)
+    measured = [c for c in cells if c is not None]
+    ns = sorted({c.n for c in measured})
+    seeds = max(c.seeds for c in measured)
     note = f"n={'/'.join(str(n) for n in ns)}" + (f", {seeds} seeds" if seeds > 1 else "")
+    if not any(c.learned for c in measured):
+        clean = max(c.clean for c in measured)
+        return f"not learned: clean {100 * clean:.1f} ({note})"
     return f"{' / '.join(percent(c) for c in cells)} ({note})"
 
 
@@ -249,7 +278,7 @@ def csv_rows(
                         if eps > 0:
                             cells.append(r.cell(threat, attack, eps))
             for c in cells:
-                if c is None:
+                if c is None or not c.learned:
                     continue
                 pub = f"{clean_pub:.4f}" if c.threat == "clean" and clean_pub is not None else ""
                 if c.threat != "clean" and claim and c.eps <= spec["claim_max_eps"][data]:
@@ -291,8 +320,9 @@ def curves(found: list[Reading], data: str, path: Path) -> None:
                 {float(x["eps"]) for x in r.rows if x["threat"] == threat and x["attack"] == "pgd"} - {0.0}
             )
             points = [(e, r.cell(threat, "pgd", e)) for e in eps]
-            xs = ([0.0] if clean else []) + [e for e, c in points if c]
-            ys = ([clean.accuracy] if clean else []) + [c.accuracy for _, c in points if c]
+            points = [(e, c) for e, c in points if c and c.learned]
+            xs = ([0.0] if clean else []) + [e for e, _ in points]
+            ys = ([clean.accuracy] if clean else []) + [c.accuracy for _, c in points]
             if len(xs) > 1:
                 label = f"{r.defense} ({r.reading})" if threat == "classifier" else None
                 marker = "os^D"[i // 10 % 4]  # tab10's colours repeat past ten readings; the marker does not
