@@ -3,7 +3,7 @@
     python benchmarks/budget_curve.py results/budget_curve benchmarks/fmnist/budget_curve
 
 Reads the per-point results tables (<results>/e<k>/) that `scripts/budget_curve_fmnist.sh` and
-`scripts/plateau_points_fmnist.sh` write, and writes their rows together as one CSV, a markdown
+`scripts/plateau_points.sh` write, and writes their rows together as one CSV, a markdown
 table and a figure into the output folder. One row per purifier, epoch count, threat and eps:
 clean accuracy through the purifier, the mean per-pixel L1 of its reconstruction of clean images
 (0-1 scale) and accuracy under attack.
@@ -90,7 +90,7 @@ def main() -> None:
     if not rows:
         raise SystemExit(
             f"no rows under {args.results}/e*/results.csv: "
-            "run scripts/budget_curve_fmnist.sh or scripts/plateau_points_fmnist.sh first"
+            "run scripts/budget_curve_fmnist.sh or scripts/plateau_points.sh first"
         )
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "curve.csv", "w", newline="") as f:

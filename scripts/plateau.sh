@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # One purifier reading trained to a validation plateau (callbacks=plateau: early stopping on its
 # val/recon, every epoch's model kept), then its final model attacked: the clean row on the whole
-# test set; FGSM, BIM, PGD and CW at eps 0.1/0.2/0.3 under the dissertation's (classifier) threat;
+# test set; FGSM, BIM, PGD and CW at three budgets (Fashion-MNIST 0.1/0.2/0.3, CIFAR-10
+# 0.01/0.02/0.03) under the dissertation's (classifier) threat;
 # PGD under the adaptive pipeline threat; AutoAttack (APGD-CE + APGD-T) through the pipeline; and
 # attacks the purifier never trained on (CW, DeepFool under L2, APGD-T, and PGD, BIM and FGSM crafted
 # on a DenseNet the attacker trained itself: the transfer threat). Rows land in $RESULTS.
-# Knobs (environment): DEFENSE, NAME (the model's own name), EXTRA (overrides, e.g.
+# Knobs (environment): DATA (fmnist or cifar10; the target is its fmnist_a or cifar_a, trained
+# first where missing), DEFENSE, NAME (the model's own name), EXTRA (overrides, e.g.
 # "defense.train_inputs=clean"), MAX_EPOCHS (the ceiling), PATIENCE, TRAIN_LIMIT, VAL_LIMIT
 # (unset: the whole split), N_CLEAN, N, N_PIPE, N_AA, SEED, RESULTS, MIN_DELTA; ATTACKS and EPS
-# (the classifier-threat grid), PIPE (overrides for the pipeline cells, e.g.
+# (the classifier-threat grid), HEADLINE (the two budgets of the AutoAttack and transfer cells),
+# DEEPFOOL (its L2 budgets), PIPE (overrides for the pipeline cells, e.g.
 # "threat.eot_samples=1"), AA (the AutoAttack overrides); CELLS picks which groups of cells run
 # (default all: clean classifier pipeline autoattack deepfool transfer); SURROGATES are the models
 # the transfer cells craft on, round robin (trained first where missing: SURROGATE_EPOCHS on
@@ -20,6 +23,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+DATA=${DATA:-fmnist}
+case $DATA in
+  fmnist) target=fmnist_a grid=[0.1,0.2,0.3] headline=[0.1,0.3] deepfool=[1.0,2.0,3.0]
+    train_target=(experiment=demo) ;;
+  # the cpu plan's cifar_a (6 epochs, conf/experiment/cifar10_cpu.yaml); DeepFool at CIFAR's usual L2 0.5
+  cifar10) target=cifar_a grid=[0.01,0.02,0.03] headline=[0.01,0.03] deepfool=[0.25,0.5,1.0]
+    train_target=(data=cifar10 data.image_size=32 classifier=cifar_a logger=csv trainer.max_epochs=6) ;;
+  *) echo "DATA=$DATA: choose fmnist or cifar10" >&2; exit 2 ;;
+esac
 DEFENSE=${DEFENSE:-vqunet}
 NAME=${NAME:-${DEFENSE}_plateau}
 MAX_EPOCHS=${MAX_EPOCHS:-30}
@@ -32,7 +44,9 @@ N_PIPE=${N_PIPE:-200}
 N_AA=${N_AA:-100}
 SEED=${SEED:-0}
 ATTACKS=${ATTACKS:-fgsm bim pgd cw}
-EPS=${EPS:-[0.1,0.2,0.3]}
+EPS=${EPS:-$grid}
+HEADLINE=${HEADLINE:-$headline}
+DEEPFOOL=${DEEPFOOL:-$deepfool}
 CELLS=${CELLS:-clean classifier pipeline autoattack deepfool transfer}
 # the cheapest of conf/threat/transfer.yaml's three DenseNets: PGD's gradients cost about 1.5x as
 # much through densenet50_24 and 2.5x through densenet100_12 on this 2-core CPU
@@ -50,28 +64,29 @@ done
 RETRAIN=${RETRAIN:-0}
 TARGET_EPOCHS=${TARGET_EPOCHS:-6}   # the epochs the original target trained for (experiment=demo)
 TARGET_LIMIT=${TARGET_LIMIT:-$TRAIN_LIMIT}
-RESULTS=${RESULTS:-results/plateau}
+RESULTS=${RESULTS:-results/plateau/$DATA}
 read -r -a extra <<<"${EXTRA:-}"
 read -r -a pipe <<<"${PIPE:-}"
 read -r -a aa <<<"${AA:-attack.version=custom attack.attacks=[apgd-ce,apgd-t]}"
 source scripts/cpu_sizes.sh
-common=(data=fmnist data.image_size=32 classifier=fmnist_a logger=csv "seed=$SEED")
+common=("data=$DATA" data.image_size=32 "classifier=$target" logger=csv "seed=$SEED")
 model=("${common[@]}" "defense=$DEFENSE" "defense.name=$NAME" $(cpu_size "$DEFENSE") "${extra[@]}")
 suffix=$([ "$SEED" = 0 ] && echo "" || echo "-seed$SEED")
 
-[ -f checkpoints/fmnist/32px/fmnist_a.ckpt ] || $PY -m src.train experiment=demo
+models=checkpoints/$DATA/32px
+[ -f "$models/$target.ckpt" ] || $PY -m src.train "${train_target[@]}"
 # a training stopped part-way (a killed job, a machine taken back) goes on from its last epoch
-resume=$(ls checkpoints/runs/fmnist/"$NAME"-*/last.ckpt >/dev/null 2>&1 && echo true || echo false)
-[ -n "${CKPT:-}" ] || [ -f "checkpoints/fmnist/32px/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau "resume=$resume" \
-  "callbacks.snapshots.dirpath=checkpoints/snapshots/fmnist/$NAME$suffix" \
+resume=$(ls checkpoints/runs/"$DATA"/"$NAME"-*/last.ckpt >/dev/null 2>&1 && echo true || echo false)
+[ -n "${CKPT:-}" ] || [ -f "$models/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau "resume=$resume" \
+  "callbacks.snapshots.dirpath=checkpoints/snapshots/$DATA/$NAME$suffix" \
   "callbacks.early_stopping.patience=$PATIENCE" "callbacks.early_stopping.min_delta=$MIN_DELTA" \
   "trainer.max_epochs=$MAX_EPOCHS" \
   "data.module.train_limit=$TRAIN_LIMIT" ${VAL_LIMIT:+"data.module.val_limit=$VAL_LIMIT"}
-ckpt="defense_ckpt=${CKPT:-checkpoints/fmnist/32px/$NAME$suffix.ckpt}"
+ckpt="defense_ckpt=${CKPT:-$models/$NAME$suffix.ckpt}"
 retrained=false
 if [ "$RETRAIN" = 1 ]; then
   retrained=true
-  [ -f "checkpoints/fmnist/32px/fmnist_a+$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" "$ckpt" \
+  [ -f "$models/$target+$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" "$ckpt" \
     task=retrain "trainer.max_epochs=$TARGET_EPOCHS" "data.module.train_limit=$TARGET_LIMIT"
 fi
 eval() { $PY -m src.eval "${model[@]}" "$ckpt" "retrained=$retrained" "paths.results_dir=$RESULTS" "$@"; }
@@ -83,17 +98,17 @@ if wants classifier; then
   done
 fi
 ! wants pipeline || eval attack=pgd threat=pipeline "${pipe[@]}" "eval.n=$N_PIPE" "eval.eps=$EPS"
-! wants autoattack || eval attack=autoattack threat=pipeline "${pipe[@]}" "${aa[@]}" "eval.n=$N_AA" "eval.eps=[0.1,0.3]"
-! wants deepfool || eval attack=deepfool threat=classifier "eval.n=$N" "eval.eps=[1.0,2.0,3.0]"
+! wants autoattack || eval attack=autoattack threat=pipeline "${pipe[@]}" "${aa[@]}" "eval.n=$N_AA" "eval.eps=$HEADLINE"
+! wants deepfool || eval attack=deepfool threat=classifier "eval.n=$N" "eval.eps=$DEEPFOOL"
 if wants transfer; then
   for surrogate in $SURROGATES; do
-    [ -f "checkpoints/fmnist/32px/$surrogate.ckpt" ] || $PY -m src.train data=fmnist data.image_size=32 \
+    [ -f "$models/$surrogate.ckpt" ] || $PY -m src.train "data=$DATA" data.image_size=32 \
       "classifier=$surrogate" logger=csv "trainer.max_epochs=$SURROGATE_EPOCHS" \
       "data.module.train_limit=$SURROGATE_LIMIT" data.module.val_limit=1000
   done
   # crafted once on the surrogates, kept by content: every purifier's transfer cell reuses them
   for attack in $TRANSFER_ATTACKS; do
     eval "attack=$attack" threat=transfer "threat.surrogates=[${SURROGATES// /,}]" "eval.n=$N_TRANSFER" \
-      "eval.eps=[0.1,0.3]" paths.crafted_dir=checkpoints/crafted eval.part_size=250
+      "eval.eps=$HEADLINE" paths.crafted_dir=checkpoints/crafted eval.part_size=250
   done
 fi
