@@ -124,3 +124,9 @@ def test_a_cell_whose_models_have_not_learned_shows_its_clean_accuracy_instead(t
     claims = {"clean": {}, "attacked": {}}
     kept = findings.csv_rows({"fmnist": [reading]}, claims, {"claim_max_eps": {"fmnist": 0.3}})
     assert [(r["threat"], r["accuracy"]) for r in kept] == [("clean", "0.5000"), ("pipeline", "0.2000")]
+
+
+@pytest.mark.parametrize("value", ["thirty", 30, True])
+def test_a_learned_clean_that_is_not_a_fraction_is_refused(tmp_path, value):
+    with pytest.raises(AdvPurifyError, match=r"learned_clean.*in \[0, 1\]"):
+        findings.readings(tmp_path, {"learned_clean": value, "datasets": {}})

@@ -144,7 +144,13 @@ def readings(root: Path, spec: dict[str, Any], group: str = "datasets") -> dict[
     """The readings of each dataset (`datasets`), or of each question's table (`tables`: a
     name, its dataset, and its entries)."""
     found: dict[str, list[Reading]] = {}
-    learned_clean = float(spec.get("learned_clean", 0.0))
+    learned_clean = spec.get("learned_clean", 0.0)
+    fraction = isinstance(learned_clean, (int, float)) and not isinstance(learned_clean, bool)
+    if not fraction or not 0 <= learned_clean <= 1:
+        raise AdvPurifyError(
+            f"benchmarks/findings.yaml has learned_clean: {learned_clean!r}: "
+            "give a clean accuracy in [0, 1], e.g. 0.3"
+        )
     for name, node in spec.get(group, {}).items():
         data, entries = (name, node) if group == "datasets" else (node["data"], node["entries"])
         for entry in entries:
