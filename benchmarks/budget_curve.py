@@ -61,12 +61,23 @@ def table(rows: list[dict[str, object]]) -> str:
 def figure(rows: list[dict[str, object]], path: Path) -> None:
     threats = sorted({r["threat"] for r in rows})
     fig, axes = plt.subplots(1, len(threats), figsize=(5.5 * len(threats), 4), squeeze=False)
+    # a colour per purifier and a line style per budget: past ten lines, colours alone repeat
+    defenses = sorted({r["defense"] for r in rows})
+    budgets = sorted({r["eps"] for r in rows})
+    colours = plt.get_cmap("tab10")
+    styles = ["-", "--", ":", "-."]
     for ax, threat in zip(axes[0], threats, strict=True):
         # one line per purifier and budget: points at different eps are not one curve
         for defense, eps in sorted({(r["defense"], r["eps"]) for r in rows}):
             series = [r for r in rows if (r["defense"], r["eps"], r["threat"]) == (defense, eps, threat)]
-            label = f"{defense}, eps {eps:g}"
-            ax.plot([r["recon_l1"] for r in series], [100 * r["adv_acc"] for r in series], "o-", label=label)
+            ax.plot(
+                [r["recon_l1"] for r in series],
+                [100 * r["adv_acc"] for r in series],
+                marker="o",
+                color=colours(defenses.index(defense) % colours.N),
+                linestyle=styles[budgets.index(eps) % len(styles)],
+                label=f"{defense}, eps {eps:g}",
+            )
             for r in series:
                 ax.annotate(f"{r['epochs']}", (r["recon_l1"], 100 * r["adv_acc"]), fontsize=7)
         ax.set(
