@@ -28,7 +28,7 @@ from src.defenses.base import CompositeDefense, TrainedPurifier, defense_class, 
 from src.evaluation.models import build_defense, target_name
 from src.evaluation.settings import validate
 from src.reporting.rows import fingerprint, portable, require_writable
-from src.runtime.callbacks import StopAtDeadline, StopOnNonFinite
+from src.runtime.callbacks import LatestCheckpoint, StopAtDeadline, StopOnNonFinite
 from src.runtime.checkpoints import publish, read, retrained_name, stable_path, training_stamp
 from src.runtime.configs import CONF_DIR, require_readable_conf
 from src.runtime.console import console, print_config, user_errors
@@ -352,7 +352,7 @@ def fit_and_publish(
     ckpt_path = resume_from(cfg, folder)
     callbacks = [built_callback(key, node, monitor, mode, folder) for key, node in cfg.callbacks.items()]
     stop = StopAtDeadline(deadline)
-    callbacks += [StopOnNonFinite(), stop]
+    callbacks += [StopOnNonFinite(), stop, LatestCheckpoint(str(folder))]
     loggers = build_loggers(cfg)
     devices = trainer_devices(cfg.trainer.accelerator, cfg.trainer.devices)
     trainer: pl.Trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False, devices=devices)

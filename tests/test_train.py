@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from src.classifiers.module import ClassifierModule
 from src.runtime import checkpoints
@@ -117,3 +119,54 @@ def test_a_bad_plateau_setting_stops_before_any_work(tmp_path, setting, message)
     with pytest.raises(AdvPurifyError, match=rf"^callbacks.early_stopping.{message}"):
         train(compose_cfg("train", [*overrides, f"callbacks.early_stopping.{setting}"], tmp_path))
     assert not (tmp_path / "s").exists()
+
+
+class WorseningScore(pl.LightningModule):
+    """A model whose validation score gets worse every epoch, so only its first epoch is ever
+    the best; random inputs, because only the checkpoints' bookkeeping is under test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+        self.epochs_trained = 0
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+    def on_train_epoch_end(self) -> None:
+        self.epochs_trained += 1
+
+    def validation_step(self, batch, batch_idx) -> None:
+        self.log("score", float(self.current_epoch))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_last_ckpt_follows_every_epoch_not_only_the_best(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from src.runtime.callbacks import LatestCheckpoint
+
+    def fit(max_epochs: int, model: WorseningScore, ckpt_path: str | None = None) -> None:
+        best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="score", mode="min")
+        snapshots = ModelCheckpoint(dirpath=tmp_path / "snapshots", save_top_k=-1, every_n_epochs=1)
+        trainer = pl.Trainer(
+            max_epochs=max_epochs,
+            callbacks=[best, snapshots, LatestCheckpoint(str(tmp_path))],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        loader = DataLoader(TensorDataset(torch.randn(8, 4)), batch_size=4)
+        trainer.fit(model, loader, loader, ckpt_path=ckpt_path)
+        assert torch.load(best.best_model_path, weights_only=False)["epoch"] == 0  # the first stays best
+
+    fit(3, WorseningScore())
+    last = tmp_path / "last.ckpt"
+    assert torch.load(last, weights_only=False)["epoch"] == 2  # the latest epoch, not the best one
+    resumed = WorseningScore()
+    fit(4, resumed, str(last))
+    assert resumed.epochs_trained == 1  # only the epoch still to go
+    assert torch.load(last, weights_only=False)["epoch"] == 3
+    assert not list(tmp_path.glob("last-v*.ckpt"))

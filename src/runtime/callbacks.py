@@ -1,5 +1,5 @@
 """The Lightning callbacks of a training that are not gradient steps: stop on a non-finite
-number, stop at the run's deadline, train in channels_last."""
+number, stop at the run's deadline, keep the latest epoch to resume from, train in channels_last."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from src.runtime import deadline as run_deadline
 from src.runtime.errors import AdvPurifyError
@@ -57,6 +58,24 @@ class StopAtDeadline(pl.Callback):
         if more and run_deadline.past(self.deadline):
             trainer.should_stop = True
             self.stopped = True
+
+
+class LatestCheckpoint(ModelCheckpoint):
+    """The run's `last.ckpt`, rewritten after every epoch: what resume=true continues from.
+
+    ModelCheckpoint's own `save_last` writes it only in an epoch that saves a top-k checkpoint
+    (Lightning 2.6 on), so a run stopped after epochs that did not better its best would go on
+    from that best epoch and train the epochs since over again; a deadline's stop would lose
+    them. Checkpoints run after every other callback, and this one after the best and the
+    snapshots (src.train lists it last), so the file holds their state of the same epoch."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False)
+
+    @property
+    def state_key(self) -> str:
+        # its own key: a snapshots ModelCheckpoint (monitor none, every epoch) has this one's settings
+        return self._generate_state_key(latest=True)
 
 
 class ChannelsLast(pl.Callback):
