@@ -316,6 +316,11 @@ def train(cfg: DictConfig, deadline: float | None = None) -> dict[str, float | s
         raise AdvPurifyError(
             "callbacks.model_checkpoint is missing: src.train publishes the best checkpoint it keeps"
         )
+    if cfg.callbacks.model_checkpoint.get("save_last"):
+        raise AdvPurifyError(
+            f"callbacks.model_checkpoint.save_last={cfg.callbacks.model_checkpoint.save_last}: src.train "
+            "writes the run's last.ckpt itself after every epoch; set it to false"
+        )
     dest = stable_path(
         cfg.paths.checkpoint_dir, datamodule.name, module.hparams.name, datamodule.input_shape, cfg.seed
     )

@@ -399,6 +399,7 @@ def test_every_bad_eval_setting_stops_at_startup_and_writes_nothing(trained, tmp
         (["resume=maybe"], r"resume='maybe': it must be true or false"),
         (["task=retrain"], r"task=retrain trains on a trained purifier's outputs"),
         (["task=tables"], r"task=tables counts a voting defense's tables"),
+        (["callbacks.model_checkpoint.save_last=true"], r"save_last=True: .* set it to false"),
     ],
 )
 def test_every_bad_training_setting_stops_and_publishes_nothing(tmp_path, overrides, message):
