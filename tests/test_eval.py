@@ -143,6 +143,19 @@ def test_each_cell_leaves_its_image_grid_and_the_report_shows_it(trained, tmp_pa
     assert f"![fmnist none fmnist_a fgsm classifier]({link})" in text
 
 
+def test_a_second_seed_draws_its_grid_beside_the_first_seeds_and_leaves_it(trained, tmp_path):
+    common = ["debug=smoke", f"ckpt={trained['ckpt']}", "attack=fgsm", "eval.eps=[0.3]"]
+    (first,) = [r for r in evaluate(compose_cfg("eval", common, tmp_path)) if float(r["eps"]) == 0.3]
+    first_grid = grid_path(tmp_path / "results", first)
+    drawn = first_grid.read_bytes()
+    (second,) = [
+        r for r in evaluate(compose_cfg("eval", [*common, "seed=1"], tmp_path)) if float(r["eps"]) == 0.3
+    ]
+    second_grid = grid_path(tmp_path / "results", second)
+    assert second_grid.name == first_grid.name.replace(".png", "-seed1.png") and second_grid.exists()
+    assert first_grid.read_bytes() == drawn
+
+
 def test_a_grid_shows_x_its_purification_x_adv_and_its_purification_row_by_row(tmp_path):
     x = build(compose_cfg("eval", ["debug=smoke"], tmp_path).data.module).test_tensors(8)[0]
     picture = grid_images(NoDefense(), x, x)  # the identity at eps 0: every row is x

@@ -30,8 +30,12 @@ def grid_title(row: dict[str, Any]) -> str:
 
 
 def grid_path(results_dir: str | Path, row: dict[str, Any]) -> Path:
-    """grids/<data>/<defense>/<classifier>_<attack>_<threat>_eps<eps>.png under results_dir."""
-    name = f"{row['classifier']}_{row['attack']}_{row['threat']}_eps{float(row['eps']):g}.png"
+    """grids/<data>/<defense>/<classifier>_<attack>_<threat>_eps<eps>[-seed<k>].png under
+    results_dir: a second seed's cell draws its own grid beside the first one's, as its models
+    sit beside them (`-seed<k>`), instead of replacing it."""
+    seed = int(row.get("seed") or 0)
+    suffix = f"-seed{seed}" if seed else ""
+    name = f"{row['classifier']}_{row['attack']}_{row['threat']}_eps{float(row['eps']):g}{suffix}.png"
     return Path(results_dir) / "grids" / str(row["data"]) / str(row["defense"]) / name
 
 
