@@ -77,10 +77,18 @@ def test_a_channels_last_training_matches_the_default_one_and_its_checkpoint_loa
         metrics[callbacks] = train(compose_cfg("train", run, tmp_path / callbacks))
     assert metrics["gpu"]["test/loss"] == pytest.approx(metrics["default"]["test/loss"], rel=1e-3)
     model = checkpoints.load(metrics["gpu"]["checkpoint"], "classifier", "fmnist", (1, 28, 28)).eval()
-    x = torch.rand(4, 1, 28, 28)
     reference = checkpoints.load(metrics["default"]["checkpoint"], "classifier", "fmnist", (1, 28, 28)).eval()
+    # Adam normalizes each weight's step, so the NHWC kernels' different summation order can move a
+    # weight with a near-zero gradient by up to the learning rate a step: the two trainings agree
+    # to lr x steps per weight, not to float precision (an AMD EPYC measured 1.7e-3 after 4 steps).
+    steps, lr = 256 // 64, 1e-3
+    for (name, weight), (_, weight_ref) in zip(model.named_parameters(), reference.named_parameters()):
+        assert (weight - weight_ref).abs().max() <= steps * lr, name
+    x = torch.rand(64, 1, 28, 28)
     with torch.no_grad():
-        assert torch.allclose(model(x), reference(x), atol=1e-3)
+        out, out_ref = model(x), reference(x)
+    assert torch.allclose(out, out_ref, atol=1e-2)
+    assert torch.equal(out.argmax(1), out_ref.argmax(1))
 
 
 def test_callbacks_gpu_puts_the_weights_in_channels_last(tmp_path):
