@@ -104,6 +104,23 @@ def test_two_seeds_show_their_mean_and_half_their_range(tmp_path):
     assert findings.percent(reading.cell("classifier", "pgd", 0.1)) == "60.0 ± 10.0"
 
 
+def test_a_budget_measured_with_fewer_seeds_than_its_row_says_so(tmp_path):
+    """A second seed run at one eps only: the row counts 2 seeds, the other cell names its 1."""
+    header = "data,defense,classifier,attack,threat,eps,n,purified_clean_acc,adv_acc,seed"
+    rows = [
+        "fmnist,d,t,pgd,pipeline,0.1,100,0.9,0.30,0",
+        "fmnist,d,t,pgd,pipeline,0.1,100,0.9,0.40,1",
+        "fmnist,d,t,pgd,pipeline,0.3,100,0.9,0.05,0",
+    ]
+    (tmp_path / "rows.csv").write_text("\n".join([header, *rows]) + "\n")
+    entry = {"defense": "d", "reading": "r", "size": "s", "verdict": "", "source": "rows.csv", "rows": "d"}
+    spec = {"datasets": {"fmnist": [{**entry, "classifier": "t"}]}}
+    (reading,) = findings.readings(tmp_path, spec)["fmnist"]
+    cells = [reading.cell("pipeline", "pgd", e) for e in (0.1, 0.3)]
+    assert findings.pair(cells) == "35.0 ± 5.0 / 5.0 (1 seed) (n=100, 2 seeds)"
+    assert "| pipeline | pgd | 100, 2 seeds | 35.0 ± 5.0 | 5.0 (1 seed) |" in findings.grid([reading])
+
+
 def test_a_cell_whose_models_have_not_learned_shows_its_clean_accuracy_instead(tmp_path):
     """Below `learned_clean` on the same images, an attacked number says nothing: the table
     names the clean accuracy instead, and findings.csv leaves the cell out."""

@@ -82,7 +82,9 @@ def test_a_channels_last_training_matches_the_default_one_and_its_checkpoint_loa
     # weight with a near-zero gradient by up to the learning rate a step: the two trainings agree
     # to lr x steps per weight, not to float precision (an AMD EPYC measured 1.7e-3 after 4 steps).
     steps, lr = 256 // 64, 1e-3
-    for (name, weight), (_, weight_ref) in zip(model.named_parameters(), reference.named_parameters()):
+    for (name, weight), (_, weight_ref) in zip(
+        model.named_parameters(), reference.named_parameters(), strict=True
+    ):
         assert (weight - weight_ref).abs().max() <= steps * lr, name
     x = torch.rand(64, 1, 28, 28)
     with torch.no_grad():

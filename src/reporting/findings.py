@@ -201,6 +201,17 @@ def percent(cell: Cell | None) -> str:
     return f"{100 * cell.accuracy:.1f}{spread}"
 
 
+def percents(cells: list[Cell | None]) -> list[str]:
+    """The cells of one table row: where some were measured with fewer seeds than the row's label
+    counts (a second seed not yet run at every eps), each of those names its own count."""
+    most = max((c.seeds for c in cells if c is not None), default=1)
+    return [
+        percent(c)
+        + (f" ({c.seeds} seed{'s' if c.seeds > 1 else ''})" if c and c.learned and c.seeds < most else "")
+        for c in cells
+    ]
+
+
 def pair(cells: list[Cell | None]) -> str:
     """Accuracies at the dataset's budgets, `a / b (n=...)`."""
     if all(c is None for c in cells):
@@ -212,7 +223,7 @@ def pair(cells: list[Cell | None]) -> str:
     if not any(c.learned for c in measured):
         clean = max(c.clean for c in measured)
         return f"not learned: clean {100 * clean:.1f} ({note})"
-    return f"{' / '.join(percent(c) for c in cells)} ({note})"
+    return f"{' / '.join(percents(cells))} ({note})"
 
 
 def table(data: str, found: list[Reading], claims: dict[str, Any], spec: dict[str, Any]) -> str:
@@ -257,8 +268,9 @@ def grid(found: list[Reading]) -> str:
         for threat, attack in cells:
             row = [r.cell(threat, attack, e) for e in budgets]
             first = next(c for c in row if c is not None)
-            n = f"{first.n}" + (f", {first.seeds} seeds" if first.seeds > 1 else "")
-            lines.append(f"| {threat} | {attack} | {n} | " + " | ".join(percent(c) for c in row) + " |")
+            seeds = max(c.seeds for c in row if c is not None)
+            n = f"{first.n}" + (f", {seeds} seeds" if seeds > 1 else "")
+            lines.append(f"| {threat} | {attack} | {n} | " + " | ".join(percents(row)) + " |")
         lines.append("")
     return "\n".join(lines)
 
