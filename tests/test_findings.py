@@ -86,18 +86,25 @@ def test_a_spec_that_is_not_yaml_is_refused_with_its_line(tmp_path):
         findings.generate(tmp_path)
 
 
+def one_reading(tmp_path: Path, rows: list[str], **spec) -> findings.Reading:
+    """The reading of defense `d` on target `t` that these CSV rows (without header) give."""
+    header = "data,defense,classifier,attack,threat,eps,n,purified_clean_acc,adv_acc,seed"
+    (tmp_path / "rows.csv").write_text("\n".join([header, *rows]) + "\n")
+    entry = {"defense": "d", "reading": "r", "size": "s", "verdict": "", "source": "rows.csv", "rows": "d"}
+    (reading,) = findings.readings(
+        tmp_path, {**spec, "datasets": {"fmnist": [{**entry, "classifier": "t"}]}}
+    )["fmnist"]
+    return reading
+
+
 def test_two_seeds_show_their_mean_and_half_their_range(tmp_path):
     """A cell measured twice is the mean of each seed's latest row, ± half the range they span."""
-    header = "data,defense,classifier,attack,threat,eps,n,purified_clean_acc,adv_acc,seed"
     rows = [
         "fmnist,d,t,pgd,classifier,0.1,100,0.9,0.20,0",
         "fmnist,d,t,pgd,classifier,0.1,100,0.9,0.50,0",  # seed 0 measured again: this row wins
         "fmnist,d,t,pgd,classifier,0.1,100,0.8,0.70,1",
     ]
-    (tmp_path / "rows.csv").write_text("\n".join([header, *rows]) + "\n")
-    entry = {"defense": "d", "reading": "r", "size": "s", "verdict": "", "source": "rows.csv", "rows": "d"}
-    spec = {"datasets": {"fmnist": [{**entry, "classifier": "t"}]}}
-    (reading,) = findings.readings(tmp_path, spec)["fmnist"]
+    reading = one_reading(tmp_path, rows)
     cell = reading.cell("classifier", "pgd", 0.1)
     assert (cell.seeds, cell.accuracy, cell.spread) == (2, pytest.approx(0.6), pytest.approx(0.1))
     assert findings.pair([cell]) == "60.0 ± 10.0 (n=100, 2 seeds)"
@@ -106,16 +113,12 @@ def test_two_seeds_show_their_mean_and_half_their_range(tmp_path):
 
 def test_a_budget_measured_with_fewer_seeds_than_its_row_says_so(tmp_path):
     """A second seed run at one eps only: the row counts 2 seeds, the other cell names its 1."""
-    header = "data,defense,classifier,attack,threat,eps,n,purified_clean_acc,adv_acc,seed"
     rows = [
         "fmnist,d,t,pgd,pipeline,0.1,100,0.9,0.30,0",
         "fmnist,d,t,pgd,pipeline,0.1,100,0.9,0.40,1",
         "fmnist,d,t,pgd,pipeline,0.3,100,0.9,0.05,0",
     ]
-    (tmp_path / "rows.csv").write_text("\n".join([header, *rows]) + "\n")
-    entry = {"defense": "d", "reading": "r", "size": "s", "verdict": "", "source": "rows.csv", "rows": "d"}
-    spec = {"datasets": {"fmnist": [{**entry, "classifier": "t"}]}}
-    (reading,) = findings.readings(tmp_path, spec)["fmnist"]
+    reading = one_reading(tmp_path, rows)
     cells = [reading.cell("pipeline", "pgd", e) for e in (0.1, 0.3)]
     assert findings.pair(cells) == "35.0 ± 5.0 / 5.0 (1 seed) (n=100, 2 seeds)"
     assert "| pipeline | pgd | 100, 2 seeds | 35.0 ± 5.0 | 5.0 (1 seed) |" in findings.grid([reading])
@@ -124,16 +127,12 @@ def test_a_budget_measured_with_fewer_seeds_than_its_row_says_so(tmp_path):
 def test_a_cell_whose_models_have_not_learned_shows_its_clean_accuracy_instead(tmp_path):
     """Below `learned_clean` on the same images, an attacked number says nothing: the table
     names the clean accuracy instead, and findings.csv leaves the cell out."""
-    header = "data,defense,classifier,attack,threat,eps,n,purified_clean_acc,adv_acc,seed"
     rows = [
         "fmnist,d,t,fgsm,classifier,0.0,1000,0.50,0.50,0",
         "fmnist,d,t,pgd,classifier,0.1,100,0.12,0.11,0",
         "fmnist,d,t,pgd,pipeline,0.1,100,0.40,0.20,0",
     ]
-    (tmp_path / "rows.csv").write_text("\n".join([header, *rows]) + "\n")
-    entry = {"defense": "d", "reading": "r", "size": "s", "verdict": "", "source": "rows.csv", "rows": "d"}
-    spec = {"learned_clean": 0.3, "datasets": {"fmnist": [{**entry, "classifier": "t"}]}}
-    (reading,) = findings.readings(tmp_path, spec)["fmnist"]
+    reading = one_reading(tmp_path, rows, learned_clean=0.3)
     oblivious, adaptive = reading.cell("classifier", "pgd", 0.1), reading.cell("pipeline", "pgd", 0.1)
     assert findings.pair([oblivious]) == "not learned: clean 12.0 (n=100)"
     assert findings.pair([adaptive]) == "20.0 (n=100)"
