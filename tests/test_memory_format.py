@@ -74,14 +74,16 @@ def test_a_channels_last_training_matches_the_default_one_and_its_checkpoint_loa
     metrics = {}
     for callbacks in ("default", "gpu"):
         run = ["debug=smoke", f"callbacks={callbacks}", "data.module.train_limit=256"]
-        metrics[callbacks] = train(compose_cfg("train", run, tmp_path / callbacks))
+        cfg = compose_cfg("train", run, tmp_path / callbacks)
+        metrics[callbacks] = train(cfg)
     assert metrics["gpu"]["test/loss"] == pytest.approx(metrics["default"]["test/loss"], rel=1e-3)
     model = checkpoints.load(metrics["gpu"]["checkpoint"], "classifier", "fmnist", (1, 28, 28)).eval()
     reference = checkpoints.load(metrics["default"]["checkpoint"], "classifier", "fmnist", (1, 28, 28)).eval()
     # Adam normalizes each weight's step, so the NHWC kernels' different summation order can move a
     # weight with a near-zero gradient by up to the learning rate a step: the two trainings agree
     # to lr x steps per weight, not to float precision (an AMD EPYC measured 1.7e-3 after 4 steps).
-    steps, lr = 256 // 64, 1e-3
+    steps = cfg.data.module.train_limit // cfg.data.module.batch_size
+    lr = cfg.classifier.optimizer.lr
     for (name, weight), (_, weight_ref) in zip(
         model.named_parameters(), reference.named_parameters(), strict=True
     ):
