@@ -5,8 +5,8 @@
 Reads the per-point results tables (<results>/e<k>/) that `scripts/budget_curve_fmnist.sh` and
 `scripts/plateau_points.sh` write, and writes their rows together as one CSV, a markdown
 table and a figure into the output folder. One row per purifier, epoch count, threat and eps:
-clean accuracy through the purifier, the mean per-pixel L1 of its reconstruction of clean images
-(0-1 scale) and accuracy under attack.
+clean accuracy through the purifier, the mean L1 per pixel and channel of its reconstruction of
+clean images (0-1 scale) and accuracy under attack.
 """
 
 from __future__ import annotations
@@ -21,8 +21,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from src.reporting.rows import read_rows
+from src.runtime.yamlfiles import read_yaml
 
-PIXELS = 32 * 32  # clean_recon_l1_255 sums |x - purify(x)| over one 1x32x32 image on the 0-255 scale
+ROOT = Path(__file__).resolve().parents[1]
+SIDE = 32  # the curves' runs are at data.image_size=32
+
+
+def values_per_image(data: str) -> int:
+    """clean_recon_l1_255 sums |x - purify(x)| over one image's channels x 32 x 32 on the 0-255 scale;
+    the channel count is the dataset config's, so a CIFAR-10 error is not read as three times larger."""
+    return read_yaml(ROOT / "conf" / "data" / f"{data}.yaml")["channels"] * SIDE * SIDE
 
 
 def points(results: Path) -> list[dict[str, object]]:
@@ -38,7 +46,7 @@ def points(results: Path) -> list[dict[str, object]]:
                     "eps": float(row["eps"]),
                     "n": int(row["n"]),
                     "purified_clean_acc": float(row["purified_clean_acc"]),
-                    "recon_l1": float(row["clean_recon_l1_255"]) / PIXELS / 255,
+                    "recon_l1": float(row["clean_recon_l1_255"]) / values_per_image(row["data"]) / 255,
                     "adv_acc": float(row["adv_acc"]),
                 }
             )

@@ -47,3 +47,14 @@ def test_each_eps_is_its_own_line_and_rows_sort_by_epoch_within_it(tmp_path):
     ]
     assert (tmp_path / "curve.png").stat().st_size > 0
     plt.close("all")
+
+
+def test_a_colour_image_reconstruction_error_is_per_channel_value(tmp_path):
+    """CIFAR-10's error sums three channels per pixel; read as one it would look three times worse."""
+    measured = read_rows(ROOT / "benchmarks" / "cifar10" / "vqunet_budget" / "e4.csv")
+    (tmp_path / "e4").mkdir()
+    append_rows(tmp_path / "e4" / "results.csv", measured)
+    points = load_budget_curve().points(tmp_path)
+    for point, row in zip(points, sorted(measured, key=lambda r: r["threat"]), strict=True):
+        assert point["recon_l1"] == float(row["clean_recon_l1_255"]) / (3 * 32 * 32) / 255
+    assert 0.05 < points[0]["recon_l1"] < 0.1
