@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SIDE = 32  # the curves' runs are at data.image_size=32
 
 
+@cache
 def values_per_image(data: str) -> int:
     """clean_recon_l1_255 sums |x - purify(x)| over one image's channels x 32 x 32 on the 0-255 scale;
     the channel count is the dataset config's, so a CIFAR-10 error is not read as three times larger."""
