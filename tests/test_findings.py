@@ -142,6 +142,26 @@ def test_a_cell_whose_models_have_not_learned_shows_its_clean_accuracy_instead(t
     assert [(r["threat"], r["accuracy"]) for r in kept] == [("clean", "0.5000"), ("pipeline", "0.2000")]
 
 
+def test_a_reading_learned_only_under_the_adaptive_threat_is_named_in_the_figure(tmp_path, monkeypatch):
+    """Its oblivious line is not drawn (not learned), so the legend names its dashed one."""
+    import matplotlib.figure
+
+    rows = [
+        "fmnist,d,t,fgsm,classifier,0.0,1000,0.50,0.50,0",
+        "fmnist,d,t,pgd,classifier,0.1,100,0.12,0.11,0",
+        "fmnist,d,t,pgd,pipeline,0.1,100,0.40,0.20,0",
+    ]
+    reading = one_reading(tmp_path, rows, learned_clean=0.3)
+    named: list[str] = []
+
+    def keep_legend(fig, *args, **kwargs) -> None:
+        named.extend(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep_legend)
+    findings.curves([reading], "fmnist", tmp_path / "curves.png")
+    assert named == ["d (r)"]
+
+
 @pytest.mark.parametrize("value", ["thirty", 30, True])
 def test_a_learned_clean_that_is_not_a_fraction_is_refused(tmp_path, value):
     with pytest.raises(AdvPurifyError, match=r"learned_clean.*in \[0, 1\]"):

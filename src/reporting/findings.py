@@ -332,6 +332,7 @@ def curves(found: list[Reading], data: str, path: Path) -> None:
     colours = plt.get_cmap("tab10")
     for i, r in enumerate(found):
         clean = r.clean()
+        labelled = False  # a reading whose oblivious cells read "not learned" is named on its dashed line
         threats = [("classifier", "-")] + ([(r.adaptive, "--")] if r.adaptive != "classifier" else [])
         for threat, style in threats:
             eps = sorted(
@@ -342,7 +343,8 @@ def curves(found: list[Reading], data: str, path: Path) -> None:
             xs = ([0.0] if clean else []) + [e for e, _ in points]
             ys = ([clean.accuracy] if clean else []) + [c.accuracy for _, c in points]
             if len(xs) > 1:
-                label = f"{r.defense} ({r.reading})" if threat == "classifier" else None
+                label = None if labelled else f"{r.defense} ({r.reading})"
+                labelled = True
                 marker = "os^D"[i // 10 % 4]  # tab10's colours repeat past ten readings; the marker does not
                 ax.plot(
                     xs, [100 * y for y in ys], style, marker=marker, ms=3, color=colours(i % 10), label=label
