@@ -74,10 +74,10 @@ model=("${common[@]}" "defense=$DEFENSE" "defense.name=$NAME" $(cpu_size "$DEFEN
 suffix=$([ "$SEED" = 0 ] && echo "" || echo "-seed$SEED")
 
 models=checkpoints/$DATA/32px
-[ -f "$models/$target.ckpt" ] || $PY -m src.train "${train_target[@]}"
 # a training stopped part-way (a killed job, a machine taken back) goes on from its last epoch
-resume=$(ls checkpoints/runs/"$DATA"/"$NAME"-*/last.ckpt >/dev/null 2>&1 && echo true || echo false)
-[ -n "${CKPT:-}" ] || [ -f "$models/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau "resume=$resume" \
+resume() { ls checkpoints/runs/"$DATA"/"$1"-*/last.ckpt >/dev/null 2>&1 && echo true || echo false; }
+[ -f "$models/$target.ckpt" ] || $PY -m src.train "${train_target[@]}" "resume=$(resume "$target")"
+[ -n "${CKPT:-}" ] || [ -f "$models/$NAME$suffix.ckpt" ] || $PY -m src.train "${model[@]}" callbacks=plateau "resume=$(resume "$NAME")" \
   "callbacks.snapshots.dirpath=checkpoints/snapshots/$DATA/$NAME$suffix" \
   "callbacks.early_stopping.patience=$PATIENCE" "callbacks.early_stopping.min_delta=$MIN_DELTA" \
   "trainer.max_epochs=$MAX_EPOCHS" \
@@ -103,7 +103,7 @@ fi
 if wants transfer; then
   for surrogate in $SURROGATES; do
     [ -f "$models/$surrogate.ckpt" ] || $PY -m src.train "data=$DATA" data.image_size=32 \
-      "classifier=$surrogate" logger=csv "trainer.max_epochs=$SURROGATE_EPOCHS" \
+      "classifier=$surrogate" logger=csv "trainer.max_epochs=$SURROGATE_EPOCHS" "resume=$(resume "$surrogate")" \
       "data.module.train_limit=$SURROGATE_LIMIT" data.module.val_limit=1000
   done
   # crafted once on the surrogates, kept by content: every purifier's transfer cell reuses them
