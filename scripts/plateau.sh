@@ -19,7 +19,7 @@
 # that checkpoint instead (an epoch's snapshot) and trains nothing; RETRAIN=1 first retrains the
 # target on the purifier's outputs (TARGET_EPOCHS on TARGET_LIMIT images, as the dissertation does
 # for VQUNet and Defense-VAE) and attacks that one. Rerunning skips what is done (published models, finished
-# cells).
+# cells) and goes on from the last epoch of a training stopped part-way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
