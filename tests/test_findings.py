@@ -162,6 +162,12 @@ def test_a_reading_learned_only_under_the_adaptive_threat_is_named_in_the_figure
     assert named == ["d (r)"]
 
 
+def test_a_reading_measured_clean_only_shows_no_empty_table(tmp_path):
+    """A grid reading with its clean row alone is one line, not a table without columns."""
+    reading = one_reading(tmp_path, ["fmnist,d,t,fgsm,classifier,0.0,1000,0.50,0.50,0"])
+    assert findings.grid([reading]).strip() == "d, r (s); clean 50.0 (n=1000)"
+
+
 @pytest.mark.parametrize("value", ["thirty", 30, True])
 def test_a_learned_clean_that_is_not_a_fraction_is_refused(tmp_path, value):
     with pytest.raises(AdvPurifyError, match=r"learned_clean.*in \[0, 1\]"):

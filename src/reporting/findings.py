@@ -259,9 +259,10 @@ def grid(found: list[Reading]) -> str:
         cells = sorted({(row["threat"], row["attack"]) for row in r.rows if float(row["eps"]) > 0})
         budgets = sorted({float(row["eps"]) for row in r.rows if float(row["eps"]) > 0})
         clean = r.clean()
+        lines += [f"{r.defense}, {r.reading} ({r.size}); clean {'-' if clean is None else pair([clean])}", ""]
+        if not cells:  # measured clean only, so far: a table without columns would not render
+            continue
         lines += [
-            f"{r.defense}, {r.reading} ({r.size}); clean {'-' if clean is None else pair([clean])}",
-            "",
             "| threat | attack | n | " + " | ".join(f"eps {e:g}" for e in budgets) + " |",
             "|---|---|---|" + "---|" * len(budgets),
         ]
