@@ -143,7 +143,7 @@ def test_a_cell_whose_models_have_not_learned_shows_its_clean_accuracy_instead(t
 
 
 def test_a_reading_learned_only_under_the_adaptive_threat_is_named_in_the_figure(tmp_path, monkeypatch):
-    """Its oblivious line is not drawn (not learned), so the legend names its dashed one."""
+    """Its oblivious cells read "not learned", so its one line is the dashed one: the legend names it."""
     import matplotlib.figure
 
     rows = [
