@@ -330,7 +330,10 @@ def curves(found: list[Reading], data: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 4.2))
-    colours = plt.get_cmap("tab10")
+    # tab20 in pairs of a dark and a light shade: the dark ten first, so readings ten apart share
+    # a hue but not a shade; past twenty the marker tells them apart
+    tab20 = plt.get_cmap("tab20")
+    colours = [tab20(2 * k) for k in range(10)] + [tab20(2 * k + 1) for k in range(10)]
     for i, r in enumerate(found):
         clean = r.clean()
         labelled = False  # a reading whose oblivious cells read "not learned" is named on its dashed line
@@ -346,9 +349,9 @@ def curves(found: list[Reading], data: str, path: Path) -> None:
             if len(xs) > 1:
                 label = None if labelled else f"{r.defense} ({r.reading})"
                 labelled = True
-                marker = "os^D"[i // 10 % 4]  # tab10's colours repeat past ten readings; the marker does not
+                marker = "os^D"[i // 20 % 4]
                 ax.plot(
-                    xs, [100 * y for y in ys], style, marker=marker, ms=3, color=colours(i % 10), label=label
+                    xs, [100 * y for y in ys], style, marker=marker, ms=3, color=colours[i % 20], label=label
                 )
     ax.set_xlabel("eps (L-inf, pixels in [0, 1])")
     ax.set_ylabel("accuracy (%)")
